@@ -1,0 +1,116 @@
+"""The backend protocol: the small surface every adapter (redis-py, Upstash, Cluster) implements.
+
+The core builds commands; an adapter only executes them and absorbs its client's quirks. Results
+come back in one shape whatever the client: RESP2 values with ``str`` for bulk and status replies,
+``int``, ``None`` and nested ``list`` (never bytes, sets, dicts or floats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+Arg = str | int | float
+Command = tuple[Arg, ...]
+WritePlan = Callable[[list[Any]], Sequence[Command]]
+
+
+@dataclass
+class CommandStats:
+    """Commands and network round trips sent through one adapter, for tests and benchmarks."""
+
+    commands: int = 0
+    round_trips: int = 0
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.commands, self.round_trips
+
+    def record(self, commands: int) -> None:
+        self.commands += commands
+        self.round_trips += 1
+
+
+@dataclass(frozen=True, slots=True)
+class BackendFeatures:
+    """What one backend can do; folded into the ORM's capability object."""
+
+    kind: str
+    optimistic_guard: str
+    """How ``guarded`` keeps read-then-write safe: ``"watch"`` or ``"lua-compare"``."""
+    cluster: bool = False
+    scripting: bool = True
+    server_version: tuple[int, ...] = ()
+
+
+@runtime_checkable
+class Backend(Protocol):
+    features: BackendFeatures
+    stats: CommandStats
+
+    async def execute(self, command: Command) -> Any:
+        """Run one command."""
+        ...
+
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """Run commands in one round trip, not atomically; raise on the first error reply."""
+        ...
+
+    async def atomic(self, commands: Sequence[Command]) -> list[Any]:
+        """Run commands in one MULTI/EXEC, in one round trip."""
+        ...
+
+    async def guarded(
+        self, watch: Sequence[str], reads: Sequence[Command], plan: WritePlan
+    ) -> list[Any] | None:
+        """Read, let ``plan`` turn the reads into writes, and apply them in one MULTI/EXEC only
+        if the reads still hold; ``None`` means another writer interfered and the caller retries.
+
+        ``plan`` may raise (a unique violation, say) to abort with nothing written, or return no
+        commands to write nothing. ``watch`` names the keys whose change must abort the write.
+        """
+        ...
+
+    async def eval(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """Run a Lua script (cached by SHA where the backend allows)."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def normalize(value: Any) -> Any:
+    """Bring a raw reply into the one result shape (bytes to str, RESP3 maps and sets flattened)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list | tuple):
+        return [normalize(item) for item in value]
+    if isinstance(value, dict):
+        flat: list[Any] = []
+        for key, item in value.items():
+            flat.extend((normalize(key), normalize(item)))
+        return flat
+    if isinstance(value, set | frozenset):
+        return sorted(normalize(item) for item in value)
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def normalize_reply(command: Command, reply: Any) -> Any:
+    """``normalize`` plus RESP3's nested ``[member, score]`` pairs flattened to the RESP2 shape."""
+    value = normalize(reply)
+    if (
+        isinstance(value, list)
+        and value
+        and isinstance(value[0], list)
+        and any(isinstance(arg, str) and arg.upper() == "WITHSCORES" for arg in command)
+    ):
+        return [item for pair in value for item in pair]
+    return value
+
+
+def pairs_to_dict(flat: list[Any]) -> dict[str, Any]:
+    """``HGETALL``-style ``[k1, v1, k2, v2]`` to a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))

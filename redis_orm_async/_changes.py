@@ -1,0 +1,82 @@
+"""Update data: plain values, and Prisma-style atomic number operations on numeric fields.
+
+``{"hits": {"increment": 1}}`` is computed from the value read inside the guarded write, so it is
+exact under concurrency on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from ._errors import ValidationError
+from ._schema import ModelMeta
+
+NumberOp = Literal["set", "increment", "decrement", "multiply", "divide"]
+NUMBER_OPS: frozenset[str] = frozenset({"set", "increment", "decrement", "multiply", "divide"})
+NUMERIC_KINDS: frozenset[str] = frozenset({"int", "float", "decimal"})
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    op: NumberOp
+    value: Any
+
+    def apply(self, current: Any) -> Any:
+        if self.op == "set":
+            return self.value
+        if current is None:
+            raise ValidationError(f"cannot {self.op} a null value")
+        if self.op == "increment":
+            return current + self.value
+        if self.op == "decrement":
+            return current - self.value
+        if self.op == "multiply":
+            return current * self.value
+        if isinstance(current, int) and not isinstance(current, bool):
+            return current // self.value
+        return current / self.value
+
+
+def parse_changes(meta: ModelMeta, data: Mapping[str, Any]) -> dict[str, FieldChange]:
+    """Check update data before any I/O: known fields, valid values, id left alone."""
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{meta.name} update data must be a mapping")
+    changes: dict[str, FieldChange] = {}
+    for name, value in data.items():
+        if name == "id":
+            raise ValidationError(f"{meta.name}.id cannot be changed by an update")
+        field = meta.fields.get(name)
+        if field is None:
+            raise ValidationError(
+                f"{meta.name} has no field {name!r}", meta={"field": name, "model": meta.name}
+            )
+        if (
+            isinstance(value, Mapping)
+            and len(value) == 1
+            and next(iter(value)) in NUMBER_OPS
+            and field.codec.kind != "json"
+        ):
+            op, operand = next(iter(value.items()))
+            if op == "set":
+                changes[name] = FieldChange("set", field.validate(operand))
+                continue
+            if field.codec.kind not in NUMERIC_KINDS:
+                raise ValidationError(
+                    f"{meta.name}.{name}: {op} needs a numeric field, not {field.codec.kind}",
+                    meta={"field": name},
+                )
+            valid_operand = isinstance(operand, int | float | Decimal) and not isinstance(
+                operand, bool
+            )
+            if not valid_operand or (op == "divide" and operand == 0):
+                raise ValidationError(
+                    f"{meta.name}.{name}: {op} needs a non-zero number, got {operand!r}",
+                    meta={"field": name},
+                )
+            changes[name] = FieldChange(op, operand)
+        else:
+            changes[name] = FieldChange("set", field.validate(value))
+    return changes

@@ -1,0 +1,127 @@
+"""Key layout: pure functions from a model's key space and user values to Redis keys.
+
+Every key of one model starts with ``[namespace:]{prefix}``, so all of them share one Cluster hash
+tag and each write's MULTI/EXEC stays in one slot. User values are escaped before they become part
+of a key, and the escaping is injective, so no id or value can produce another model's, another
+field's or another value's key::
+
+    {user}:r:<id>                 HASH   one record
+    {user}:ids                    ZSET   every id (score: int id, or 0 for string ids)
+    {user}:i:<field>:<value>      SET    ids whose field equals value (equality index)
+    {user}:z:<field>              ZSET   ids scored by field value (range/order index)
+    {user}:l:<field>              ZSET   '<escaped text>\\0<id>' at score 0 (lex index)
+    {user}:u:<constraint>:<v>...  STRING id that claims a unique value
+    {user}:exp                    ZSET   ids scored by expiry time in ms (TTL sweep)
+    {user}:ghosts                 HASH   id -> index entries of an expiring record (TTL sweep)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+"""Key prefixes and namespaces: no glob characters, separators or hash-tag braces."""
+
+MAX_INLINE_VALUE = 256
+"""Longer index values are replaced by a digest so that a megabyte value never becomes a key."""
+
+_ESCAPED = frozenset("%:{}*?[]\\~=#-")
+
+
+def _escape_char(char: str) -> str:
+    if char in _ESCAPED or ord(char) < 0x20 or ord(char) == 0x7F:
+        return "".join(f"%{byte:02X}" for byte in char.encode())
+    return char
+
+
+def escape(text: str) -> str:
+    """Percent-escape separators, glob and hash-tag characters and control characters."""
+    if not any(c in _ESCAPED or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        return text
+    return "".join(_escape_char(c) for c in text)
+
+
+def unescape(text: str) -> str:
+    """Invert ``escape``."""
+    if "%" not in text:
+        return text
+    out = bytearray()
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "%":
+            out.append(int(text[index + 1 : index + 3], 16))
+            index += 3
+        else:
+            out.extend(char.encode())
+            index += 1
+    return out.decode()
+
+
+def value_token(encoded: str | None) -> str:
+    """The key part for one encoded field value: ``-`` for null, ``=`` text, or ``#`` digest."""
+    if encoded is None:
+        return "-"
+    if len(encoded) > MAX_INLINE_VALUE:
+        return "#" + hashlib.sha256(encoded.encode()).hexdigest()
+    return "=" + escape(encoded)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """The keys of one model, under an optional ORM-wide namespace."""
+
+    prefix: str
+    namespace: str = ""
+
+    @property
+    def base(self) -> str:
+        tag = "{" + self.prefix + "}"
+        return f"{self.namespace}:{tag}" if self.namespace else tag
+
+    def record(self, record_id: str) -> str:
+        return f"{self.base}:r:{escape(record_id)}"
+
+    def record_pattern(self) -> str:
+        """SCAN MATCH pattern of every record key (prefix and namespace hold no glob chars)."""
+        return f"{self.base}:r:*"
+
+    def id_from_record_key(self, key: str) -> str:
+        return unescape(key[len(self.base) + 3 :])
+
+    def ids(self) -> str:
+        return f"{self.base}:ids"
+
+    def equality(self, field: str, encoded: str | None) -> str:
+        return f"{self.base}:i:{field}:{value_token(encoded)}"
+
+    def equality_pattern(self, field: str) -> str:
+        return f"{self.base}:i:{field}:*"
+
+    def range(self, field: str) -> str:
+        return f"{self.base}:z:{field}"
+
+    def lex(self, field: str) -> str:
+        return f"{self.base}:l:{field}"
+
+    def unique(self, constraint: str, encoded_values: Iterable[str]) -> str:
+        parts = ":".join(value_token(value) for value in encoded_values)
+        return f"{self.base}:u:{constraint}:{parts}"
+
+    def unique_pattern(self, constraint: str) -> str:
+        return f"{self.base}:u:{constraint}:*"
+
+    def expiry(self) -> str:
+        return f"{self.base}:exp"
+
+    def ghosts(self) -> str:
+        return f"{self.base}:ghosts"
+
+    def temporary(self, name: str) -> str:
+        return f"{self.base}:tmp:{name}"
+
+    def all_pattern(self) -> str:
+        return f"{self.base}:*"

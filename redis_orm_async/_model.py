@@ -1,0 +1,92 @@
+"""Models are plain Pydantic classes; ``Field`` adds the storage options the ORM reads.
+
+Class keywords set per-model storage options, keeping everything about a model on its class::
+
+    class Session(Model, key_prefix="sess", ttl=timedelta(minutes=30),
+                  unique_together=[("user_id", "device")]):
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar, dataclass_transform
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic_core import PydanticUndefined
+
+from ._ids import new_ulid
+
+
+@dataclass(frozen=True, slots=True)
+class FieldOptions:
+    """The ORM's part of a field declaration, kept in the Pydantic ``FieldInfo`` metadata."""
+
+    index: bool = False
+    unique: bool = False
+    lex: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """Per-model storage options given as class keywords."""
+
+    key_prefix: str | None = None
+    unique_together: tuple[tuple[str, ...], ...] = ()
+    ttl: timedelta | None = None
+
+
+def Field(
+    default: Any = PydanticUndefined,
+    *,
+    index: bool = False,
+    unique: bool = False,
+    lex: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A Pydantic field with storage options.
+
+    ``index`` keeps an equality SET (text, bool, enum) or a range ZSET (numbers, dates);
+    ``unique`` keeps an atomic claim key per value; ``lex`` keeps a lexicographic ZSET of a text
+    field for ``startswith`` and text ordering.
+    """
+    info: Any = pydantic.Field(default, **kwargs)
+    if index or unique or lex:
+        info.metadata.append(FieldOptions(index=index, unique=unique, lex=lex))
+    return info
+
+
+def field_options(info: pydantic.fields.FieldInfo) -> FieldOptions:
+    for item in info.metadata:
+        if isinstance(item, FieldOptions):
+            return item
+    return FieldOptions()
+
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(pydantic.Field, PrivateAttr, Field))
+class Model(BaseModel):
+    """Base class of stored models. Without an ``id`` declaration the id is a generated ULID."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    __orm_options__: ClassVar[ModelOptions] = ModelOptions()
+
+    id: str = pydantic.Field(default_factory=new_ulid)
+    _relations: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __init_subclass__(
+        cls,
+        *,
+        key_prefix: str | None = None,
+        unique_together: Iterable[Sequence[str]] = (),
+        ttl: timedelta | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__orm_options__ = ModelOptions(
+            key_prefix=key_prefix,
+            unique_together=tuple(tuple(fields) for fields in unique_together),
+            ttl=ttl,
+        )

@@ -1,0 +1,188 @@
+"""Adapter over ``redis.asyncio.Redis``.
+
+Commands are packed and written on a pooled connection directly, the way redis-py's own pipeline
+does it, so that a WATCH and its reads share one round trip and the MULTI/EXEC another. Replies
+skip redis-py's per-command callbacks and reach the core in the one normalized shape. Errors are
+converted here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
+from redis.asyncio.connection import AbstractConnection
+
+from ._backend import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
+from ._errors import (
+    AuthenticationError,
+    BackendError,
+    BackendUnavailableError,
+    OrmError,
+)
+
+KIND = "redis"
+
+
+def map_redis_error(exc: BaseException, kind: str = KIND) -> OrmError:
+    """Convert a redis-py (or socket) error into the ORM's hierarchy."""
+    if isinstance(exc, OrmError):
+        return exc
+    if isinstance(exc, redis_errors.AuthenticationError | redis_errors.AuthorizationError):
+        return AuthenticationError(f"{kind} refused the credentials", backend_kind=kind, cause=exc)
+    if isinstance(exc, redis_errors.ResponseError):
+        text = str(exc)
+        if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
+            return AuthenticationError(
+                f"{kind} refused the credentials: {text.split(' ')[0]}", backend_kind=kind, cause=exc
+            )
+        return BackendError(f"{kind} error: {text}", backend_kind=kind, cause=exc)
+    if isinstance(
+        exc, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError | TimeoutError
+    ):
+        return BackendUnavailableError(
+            f"{kind} is unavailable: {exc or type(exc).__name__}", backend_kind=kind, cause=exc
+        )
+    return BackendError(f"{kind} error: {exc!r}", backend_kind=kind, cause=exc)
+
+
+def _raise_first_error(results: list[Any], kind: str = KIND) -> list[Any]:
+    for item in results:
+        if isinstance(item, Exception):
+            raise map_redis_error(item, kind) from item
+    return results
+
+
+_NOTHING_TO_WRITE = Exception("nothing to write")
+
+
+class RedisBackend:
+    """Runs ORM commands on a ``redis.asyncio.Redis`` connection pool it does not own."""
+
+    def __init__(self, client: aioredis.Redis, *, owns_client: bool = False) -> None:
+        self._client = client
+        self._pool = client.connection_pool
+        self._owns_client = owns_client
+        self._script_shas: dict[str, str] = {}
+        self.stats = CommandStats()
+        self.features = BackendFeatures(kind=KIND, optimistic_guard="watch")
+
+    async def detect(self) -> None:
+        """Check the connection and record the server version (6.2 is the baseline)."""
+        info = await self.execute(("INFO", "server"))
+        version: tuple[int, ...] = ()
+        for line in str(info).splitlines():
+            if line.startswith("redis_version:"):
+                version = tuple(int(p) for p in line.split(":", 1)[1].split(".") if p.isdigit())
+        self.features = BackendFeatures(
+            kind=KIND, optimistic_guard="watch", server_version=version
+        )
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AbstractConnection]:
+        try:
+            connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                raise map_redis_error(exc) from exc
+            raise
+        try:
+            yield connection
+        except OrmError:
+            raise
+        except BaseException as exc:
+            # A failed or cancelled exchange leaves replies unread or a WATCH/MULTI open.
+            await connection.disconnect()
+            if not isinstance(exc, Exception):
+                raise
+            raise map_redis_error(exc) from exc
+        finally:
+            await self._pool.release(connection)
+
+    async def _exchange(
+        self, connection: AbstractConnection, commands: Sequence[Command]
+    ) -> list[Any]:
+        """Write every command at once and read every reply: one round trip."""
+        self.stats.record(len(commands))
+        await connection.send_packed_command(connection.pack_commands(commands))
+        replies: list[Any] = []
+        for command in commands:
+            try:
+                replies.append(normalize_reply(command, await connection.read_response()))
+            except redis_errors.ResponseError as exc:
+                replies.append(exc)
+        return replies
+
+    async def execute(self, command: Command) -> Any:
+        async with self._connection() as connection:
+            return _raise_first_error(await self._exchange(connection, [command]))[0]
+
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        if not commands:
+            return []
+        async with self._connection() as connection:
+            return _raise_first_error(await self._exchange(connection, commands))
+
+    async def atomic(self, commands: Sequence[Command]) -> list[Any]:
+        if not commands:
+            return []
+        async with self._connection() as connection:
+            result = await self._transaction(connection, commands)
+        if result is None:
+            raise BackendError("MULTI/EXEC was aborted without WATCH", backend_kind=KIND)
+        return result
+
+    async def _transaction(
+        self, connection: AbstractConnection, commands: Sequence[Command]
+    ) -> list[Any] | None:
+        replies = await self._exchange(connection, [("MULTI",), *commands, ("EXEC",)])
+        queued, executed = replies[:-1], replies[-1]
+        if isinstance(executed, Exception):
+            queue_errors = [r for r in queued if isinstance(r, Exception)]
+            raise map_redis_error(queue_errors[0] if queue_errors else executed) from executed
+        if executed is None:
+            return None
+        return _raise_first_error(list(executed))
+
+    async def guarded(
+        self, watch: Sequence[str], reads: Sequence[Command], plan: WritePlan
+    ) -> list[Any] | None:
+        async with self._connection() as connection:
+            head: list[Command] = [("WATCH", *watch)] if watch else []
+            replies = await self._exchange(connection, [*head, *reads])
+            try:
+                writes = plan(_raise_first_error(replies)[len(head) :])
+            except Exception as exc:  # the plan's own error: the connection is still clean
+                refusal: Exception = exc
+            else:
+                if writes:
+                    return await self._transaction(connection, writes)
+                refusal = _NOTHING_TO_WRITE
+            if watch:
+                await self._exchange(connection, [("UNWATCH",)])
+        if refusal is _NOTHING_TO_WRITE:
+            return []
+        raise refusal
+
+    async def eval(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        sha = self._script_shas.get(script)
+        if sha is None:
+            sha = hashlib.sha1(script.encode()).hexdigest()
+            self._script_shas[script] = sha
+        try:
+            return await self.execute(("EVALSHA", sha, len(keys), *keys, *args))
+        except BackendError as exc:
+            if not isinstance(exc.cause, redis_errors.NoScriptError):
+                raise
+        return await self.execute(("EVAL", script, len(keys), *keys, *args))
+
+    async def ping(self) -> None:
+        await self.execute(("PING",))
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

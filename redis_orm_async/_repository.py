@@ -1,0 +1,225 @@
+"""``Repository[M]``: the typed async API of one model over one backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._backend import Backend, pairs_to_dict
+from ._changes import parse_changes
+from ._errors import NotFoundError, QueryError, ValidationError
+from ._model import Model
+from ._schema import ModelMeta
+from ._writes import (
+    UNSET,
+    CreateOp,
+    DeleteOp,
+    Locator,
+    TtlArg,
+    UpdateOp,
+    WriteEngine,
+    validated,
+)
+
+if TYPE_CHECKING:
+    from ._orm import Orm
+
+M = TypeVar("M", bound=Model)
+
+CREATE_CHUNK = 500
+"""Records per guarded MULTI/EXEC in ``create_many``: big enough to amortize, small enough to
+keep a conflict cheap to retry."""
+
+COUNT_SCRIPT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+return redis.call('ZCARD', KEYS[1]) - redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. now_ms)
+"""
+"""Exact count: ids minus ids whose record has expired but whose entries await the sweep."""
+
+
+def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
+    """Turn a ``find_unique``-style where into a locator: by id, or by one unique constraint."""
+    if not isinstance(where, Mapping) or not where:
+        raise QueryError(f"{meta.name}: a unique lookup needs a non-empty where mapping")
+    for name, value in where.items():
+        if isinstance(value, Mapping | list | tuple | set):
+            raise QueryError(
+                f"{meta.name}.{name}: a unique lookup takes equality values only, got "
+                f"{type(value).__name__}",
+                meta={"field": name},
+            )
+        if name != "id" and name not in meta.fields:
+            raise QueryError(f"{meta.name} has no field {name!r}", meta={"field": name})
+    names = set(where)
+    if names == {"id"}:
+        return Locator(meta, id_text=meta.id_text(where["id"]))
+    for constraint in meta.uniques:
+        if set(constraint.fields) == names:
+            encoded: dict[str, str | None] = {}
+            id_text = ""
+            for name in constraint.fields:
+                if name == "id":
+                    id_text = meta.id_text(where[name])
+                else:
+                    encoded[name] = meta.fields[name].text_of(where[name])
+            claim = meta.claim_key(constraint, encoded, id_text)
+            if claim is None:
+                raise QueryError(f"{meta.name}: a unique lookup cannot match null values")
+            return Locator(meta, claim=claim)
+    accepted = ["id", *("+".join(c.fields) for c in meta.uniques)]
+    raise QueryError(
+        f"{meta.name}: {sorted(names)} is not the id or a unique constraint; use one of "
+        f"{accepted}",
+        meta={"fields": sorted(names)},
+    )
+
+
+class Repository(Generic[M]):
+    """Create, read, update and delete one model's records; every write is one MULTI/EXEC."""
+
+    def __init__(self, orm: Orm, model: type[M]) -> None:
+        self._orm = orm
+        self.model = model
+        self.meta = orm.schema.meta(model)
+        self._engine: WriteEngine = orm.engine
+
+    @property
+    def _backend(self) -> Backend:
+        return self._orm.backend
+
+    async def create(self, data: M | Mapping[str, Any], *, ttl: TtlArg = UNSET) -> M:
+        """Store a new record with its indexes and unique claims, or raise UniqueConstraintError."""
+        op = CreateOp(self.meta, validated(self.meta, data), ttl)
+        await self._engine.run([op])
+        result: M = op.result
+        return result
+
+    async def create_many(
+        self, data: Sequence[M | Mapping[str, Any]], *, ttl: TtlArg = UNSET
+    ) -> list[M]:
+        """Create many records; each chunk of 500 is all-or-nothing, and all are validated first."""
+        ops = [CreateOp(self.meta, validated(self.meta, item), ttl) for item in data]
+        seen: dict[str, int] = {}
+        for position, op in enumerate(ops):
+            for claim in [op.ref.key, *op.entries.claims]:
+                if claim in seen:
+                    raise ValidationError(
+                        f"{self.meta.name}: items {seen[claim]} and {position} of create_many "
+                        "share a unique value or id",
+                        meta={"items": (seen[claim], position)},
+                    )
+                seen[claim] = position
+        for start in range(0, len(ops), CREATE_CHUNK):
+            await self._engine.run(ops[start : start + CREATE_CHUNK])
+        return [op.result for op in ops]
+
+    async def find_unique(self, where: Mapping[str, Any]) -> M | None:
+        """The record with this id or unique value, or None."""
+        locator = unique_locator(self.meta, where)
+        id_text = locator.id_text
+        if id_text is None:
+            assert locator.claim is not None
+            id_text = await self._backend.execute(("GET", locator.claim))
+            if id_text is None:
+                return None
+        stored = await self._backend.execute(("HGETALL", self.meta.keys.record(id_text)))
+        if not stored:
+            return None
+        record: M = self.meta.decode(id_text, pairs_to_dict(stored))  # type: ignore[assignment]
+        return record
+
+    async def find_unique_or_raise(self, where: Mapping[str, Any]) -> M:
+        record = await self.find_unique(where)
+        if record is None:
+            raise NotFoundError(
+                f"no {self.meta.name} matches {dict(where)!r}", meta={"model": self.meta.name}
+            )
+        return record
+
+    async def exists(self, where: Mapping[str, Any]) -> bool:
+        locator = unique_locator(self.meta, where)
+        if locator.id_text is not None:
+            found = await self._backend.execute(("EXISTS", self.meta.keys.record(locator.id_text)))
+            return bool(found)
+        return await self.find_unique(where) is not None
+
+    async def update(
+        self, where: Mapping[str, Any], data: Mapping[str, Any], *, ttl: TtlArg = UNSET
+    ) -> M | None:
+        """Change only the given fields and move their index entries; None if no record matches.
+
+        The record keeps its expiry unless ``ttl`` is given (a timedelta resets it, None removes it).
+        """
+        op = UpdateOp(unique_locator(self.meta, where), parse_changes(self.meta, data), ttl)
+        await self._engine.run([op])
+        result: M | None = op.result
+        return result
+
+    async def update_many(
+        self, where: Mapping[str, Any], data: Mapping[str, Any], *, ttl: TtlArg = UNSET
+    ) -> int:
+        """Update every record ``where`` selects; each chunk is one MULTI/EXEC. Returns the count."""
+        changes = parse_changes(self.meta, data)
+        ids = await self._orm.select_ids(self.meta, where)
+        updated = 0
+        for start in range(0, len(ids), CREATE_CHUNK):
+            ops = [
+                UpdateOp(Locator(self.meta, id_text=id_text), changes, ttl)
+                for id_text in ids[start : start + CREATE_CHUNK]
+            ]
+            await self._engine.run(ops)
+            updated += sum(op.result is not None for op in ops)
+        return updated
+
+    async def upsert(
+        self,
+        where: Mapping[str, Any],
+        create: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        ttl: TtlArg = UNSET,
+    ) -> M:
+        """Update the record ``where`` finds, or create it from ``where`` merged into ``create``.
+
+        Fields named in ``where`` are the conflict target and cannot be changed by ``update``.
+        """
+        locator = unique_locator(self.meta, where)
+        for name in where:
+            if name in update and update[name] != where[name]:
+                raise ValidationError(
+                    f"{self.meta.name}.{name} is the upsert's conflict target and cannot change",
+                    meta={"field": name},
+                )
+        instance = validated(self.meta, {**dict(create), **dict(where)})
+        op = UpdateOp(
+            locator, parse_changes(self.meta, update), ttl, create=instance, create_ttl=ttl
+        )
+        await self._engine.run([op])
+        result: M = op.result
+        return result
+
+    async def delete(self, where: Mapping[str, Any]) -> M | None:
+        """Delete one record with its index entries and claims; returns it, or None."""
+        op = DeleteOp(unique_locator(self.meta, where))
+        await self._engine.run([op])
+        result: M | None = op.result
+        return result
+
+    async def delete_many(self, where: Mapping[str, Any]) -> int:
+        """Delete every record ``where`` selects; each chunk is one MULTI/EXEC. Returns the count."""
+        ids = await self._orm.select_ids(self.meta, where)
+        deleted = 0
+        for start in range(0, len(ids), CREATE_CHUNK):
+            ops = [
+                DeleteOp(Locator(self.meta, id_text=id_text))
+                for id_text in ids[start : start + CREATE_CHUNK]
+            ]
+            await self._engine.run(ops)
+            deleted += sum(op.result is not None for op in ops)
+        return deleted
+
+    async def count(self) -> int:
+        """Exact number of live records, expired ones excluded even before the sweep."""
+        keys = self.meta.keys
+        return int(await self._backend.eval(COUNT_SCRIPT, [keys.ids(), keys.expiry()], []))

