@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 from redis.asyncio.connection import AbstractConnection
@@ -41,9 +42,7 @@ def map_redis_error(exc: BaseException, kind: str = KIND) -> OrmError:
                 f"{kind} refused the credentials: {text.split(' ')[0]}", backend_kind=kind, cause=exc
             )
         return BackendError(f"{kind} error: {text}", backend_kind=kind, cause=exc)
-    if isinstance(
-        exc, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError | TimeoutError
-    ):
+    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError | OSError | TimeoutError):
         return BackendUnavailableError(
             f"{kind} is unavailable: {exc or type(exc).__name__}", backend_kind=kind, cause=exc
         )
@@ -66,6 +65,10 @@ class RedisBackend:
     def __init__(self, client: aioredis.Redis, *, owns_client: bool = False) -> None:
         self._client = client
         self._pool = client.connection_pool
+        limit = getattr(self._pool, "max_connections", None)
+        # Wait for a pooled connection instead of failing with "Too many connections" when more
+        # tasks write at once than the caller's pool allows.
+        self._slots = anyio.Semaphore(limit if isinstance(limit, int) and 0 < limit < 2**31 else 2**16)
         self._owns_client = owns_client
         self._script_shas: dict[str, str] = {}
         self.stats = CommandStats()
@@ -78,20 +81,22 @@ class RedisBackend:
         for line in str(info).splitlines():
             if line.startswith("redis_version:"):
                 version = tuple(int(p) for p in line.split(":", 1)[1].split(".") if p.isdigit())
-        self.features = BackendFeatures(
-            kind=KIND, optimistic_guard="watch", server_version=version
-        )
+        self.features = BackendFeatures(kind=KIND, optimistic_guard="watch", server_version=version)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AbstractConnection]:
-        try:
-            connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-        except BaseException as exc:
-            if isinstance(exc, Exception):
+        async with self._slots:
+            try:
+                connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            except Exception as exc:
                 raise map_redis_error(exc) from exc
-            raise
+            async with self._lease(connection):
+                yield connection
+
+    @asynccontextmanager
+    async def _lease(self, connection: AbstractConnection) -> AsyncIterator[None]:
         try:
-            yield connection
+            yield
         except OrmError:
             raise
         except BaseException as exc:
@@ -103,9 +108,7 @@ class RedisBackend:
         finally:
             await self._pool.release(connection)
 
-    async def _exchange(
-        self, connection: AbstractConnection, commands: Sequence[Command]
-    ) -> list[Any]:
+    async def _exchange(self, connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
         """Write every command at once and read every reply: one round trip."""
         self.stats.record(len(commands))
         await connection.send_packed_command(connection.pack_commands(commands))

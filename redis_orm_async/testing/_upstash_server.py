@@ -86,6 +86,10 @@ class _ProtocolError(Exception):
     """Raised when redis sends something that is not RESP2; the connection is dropped."""
 
 
+class _RedisUnavailable(ConnectionError):
+    """A failure whose message is ours (never request data), so it can be shown to clients."""
+
+
 class _BadRequest(Exception):
     """A request the server refuses before talking to redis (HTTP 400)."""
 
@@ -127,9 +131,11 @@ class _RedisConnection:
         if not setup:
             return
         self.send(setup)
-        for _ in setup:
-            if isinstance(self.read_reply(), _ErrorReply):
-                raise ConnectionError("redis rejected the connection setup (AUTH/SELECT)")
+        for args in setup:
+            reply = self.read_reply()
+            if isinstance(reply, _ErrorReply):
+                step = args[0].decode()
+                raise _RedisUnavailable(f"redis refused {step}: {reply.split(' ', 1)[0]}")
 
     def is_alive(self) -> bool:
         """Detect a connection that redis closed while it sat idle in the pool."""
@@ -138,9 +144,12 @@ class _RedisConnection:
         # An idle connection is never readable: readiness means EOF or stray bytes.
         # (MSG_DONTWAIT cannot be used; Python waits out the socket timeout first.)
         try:
-            poller = select.poll()
-            poller.register(self._sock, select.POLLIN)
-            return not poller.poll(0)
+            if hasattr(select, "poll"):
+                poller = select.poll()
+                poller.register(self._sock, select.POLLIN)
+                return not poller.poll(0)
+            readable, _, _ = select.select([self._sock], [], [], 0)
+            return not readable
         except (OSError, ValueError):
             return False
 
@@ -171,7 +180,7 @@ class _RedisConnection:
             self._pos = 0
         chunk = self._sock.recv(65536)
         if not chunk:
-            raise ConnectionError("redis closed the connection")
+            raise _RedisUnavailable("redis closed the connection")
         self._buf += chunk
 
     def _readline(self) -> bytes:
@@ -251,9 +260,6 @@ class _RedisTarget:
             raise ValueError("redis_url has an invalid database number") from None
         self.username = urllib.parse.unquote(parts.username) if parts.username else None
         self.password = urllib.parse.unquote(parts.password) if parts.password else None
-        if self.password is None and self.username is not None:
-            # "redis://secret@host" carries a password only, as redis-py reads it.
-            self.password, self.username = self.username, None
 
     def describe(self) -> str:
         if self.unix_path is not None:
@@ -276,7 +282,7 @@ class _Pool:
         while True:
             with self._lock:
                 if self._closed:
-                    raise ConnectionError("server is stopping")
+                    raise _RedisUnavailable("server is stopping")
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
                 break
@@ -289,7 +295,7 @@ class _Pool:
                 self._live.add(conn)
                 return conn
         conn.close()
-        raise ConnectionError("server is stopping")
+        raise _RedisUnavailable("server is stopping")
 
     def release(self, conn: _RedisConnection) -> None:
         with self._lock:
@@ -384,7 +390,9 @@ def _entry(reply: Reply, b64: bool) -> dict[str, JSONValue]:
 
 def _redis_failure(exc: BaseException) -> str:
     """Describe a redis I/O failure without echoing anything from the request."""
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, _RedisUnavailable):
+        detail = str(exc)
+    elif isinstance(exc, TimeoutError):
         detail = "timed out"
     elif isinstance(exc, OSError) and exc.errno is not None:
         detail = errno.errorcode.get(exc.errno, str(exc.errno))
@@ -398,12 +406,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "upstash-rest-test"
-    sys_version = ""
     timeout = _IDLE_CLIENT_TIMEOUT
+    # Headers and body are separate writes; with Nagle each reply waits for a delayed ACK.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Covers parse failures and every method without a do_* handler with a JSON body.
@@ -473,6 +485,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 code, result = self.server.owner._multi_exec(payload, b64)
         except _BadRequest as exc:
             code, result = 400, {"error": str(exc)}
+        except Exception:
+            # A bug here must still give the client JSON, and must not print the request.
+            code, result = 500, {"error": "ERR internal error in the test REST server"}
         self._reply(code, result)
 
 
@@ -480,7 +495,6 @@ class _HTTPServer(http.server.HTTPServer):
     """Thread per connection, with every live client socket tracked so stop() can end it."""
 
     request_queue_size = 64
-    daemon_threads = True
 
     def __init__(self, owner: UpstashRestServer, address: tuple[str, int]) -> None:
         self.owner = owner
@@ -662,7 +676,7 @@ class UpstashRestServer:
         """Send commands in one write on one pooled connection and read one reply each."""
         pool = self._pool
         if pool is None:
-            raise ConnectionError("server is stopping")
+            raise _RedisUnavailable("server is stopping")
         conn = pool.acquire()
         try:
             conn.send(commands)
