@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 
-from redis_orm_async import Field, Model
+from redis_orm_async import Field, Model, Schema
 
 STATUSES = ("active", "inactive", "banned")
 AGE_RANGE = (18, 80)
@@ -34,6 +34,10 @@ class Post(Model):
     author_id: str = Field(index=True)
     title: str
     body: str
+
+
+def schema() -> Schema:
+    return Schema([User, Post])
 
 
 _CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")

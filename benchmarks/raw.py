@@ -186,9 +186,7 @@ class RawStore:
             replies = await self.redis.exchange(connection, [("HGETALL", user_key(i)) for i in user_ids])
         return [RawUser.model_validate(stored) if stored else None for stored in replies]
 
-    async def _change(
-        self, user_ids: Sequence[str], status: str | None
-    ) -> list[RawUser | None]:
+    async def _change(self, user_ids: Sequence[str], status: str | None) -> list[RawUser | None]:
         """Set ``status`` on (or, with None, delete) each user, in one guarded MULTI/EXEC."""
         keys = [user_key(user_id) for user_id in user_ids]
         async with self.redis.connection() as connection:
@@ -252,9 +250,7 @@ class RawStore:
         """The first ``take`` posts in id order, each with its author: three round trips in all."""
         async with self.redis.connection() as connection:
             (ids,) = await self.redis.exchange(connection, [("ZRANGE", POST_IDS, 0, take - 1)])
-            stored_posts = await self.redis.exchange(
-                connection, [("HGETALL", post_key(i)) for i in ids]
-            )
+            stored_posts = await self.redis.exchange(connection, [("HGETALL", post_key(i)) for i in ids])
             posts = [RawPost.model_validate(stored) for stored in stored_posts if stored]
             author_ids = list(dict.fromkeys(post.author_id for post in posts))
             stored_authors = await self.redis.exchange(

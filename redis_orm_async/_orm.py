@@ -51,6 +51,11 @@ class Orm:
         """Compare a model's records with its index keys; ``report.ok`` when they agree."""
         return await audit_model(self.backend, self.schema.meta(model))
 
+    async def sweep(self, model: type[Model] | None = None, *, batch: int = 1000) -> int:
+        """Drain the expiry index of one model, or of every model; safe to run from a worker."""
+        models = [model] if model is not None else list(self.schema.models)
+        return sum([await self.repo(m).sweep(batch=batch) for m in models])
+
     async def select_ids(self, meta: ModelMeta, where: Mapping[str, Any]) -> list[str]:
         """Ids a bulk write targets: ``{"id": x}`` or ``{"id": {"in": [...]}}``."""
         if not isinstance(where, Mapping) or set(where) != {"id"}:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._backend import Backend, pairs_to_dict
 from ._changes import parse_changes
+from ._counters import apply_counters, counter_eligible
 from ._errors import NotFoundError, QueryError, ValidationError
+from ._expiry import sweep_due
 from ._model import Model
 from ._schema import ModelMeta
 from ._writes import (
@@ -18,6 +21,7 @@ from ._writes import (
     TtlArg,
     UpdateOp,
     WriteEngine,
+    _Unset,
     validated,
 )
 
@@ -132,10 +136,11 @@ class Repository(Generic[M]):
     async def find_unique_or_raise(self, where: Mapping[str, Any]) -> M:
         record = await self.find_unique(where)
         if record is None:
-            raise NotFoundError(
-                f"no {self.meta.name} matches {dict(where)!r}", meta={"model": self.meta.name}
-            )
+            raise self._not_found(where)
         return record
+
+    def _not_found(self, where: Mapping[str, Any]) -> NotFoundError:
+        return NotFoundError(f"no {self.meta.name} matches {dict(where)!r}", meta={"model": self.meta.name})
 
     async def exists(self, where: Mapping[str, Any]) -> bool:
         locator = unique_locator(self.meta, where)
@@ -151,7 +156,15 @@ class Repository(Generic[M]):
 
         The record keeps its expiry unless ``ttl`` is given (a timedelta resets it, None removes it).
         """
-        op = UpdateOp(unique_locator(self.meta, where), parse_changes(self.meta, data), ttl)
+        locator = unique_locator(self.meta, where)
+        changes = parse_changes(self.meta, data)
+        if locator.id_text is not None and isinstance(ttl, _Unset) and counter_eligible(self.meta, changes):
+            stored = await apply_counters(self._backend, self.meta, locator.id_text, changes)
+            if stored is None:
+                return None
+            counted: M = self.meta.decode(locator.id_text, pairs_to_dict(stored))  # type: ignore[assignment]
+            return counted
+        op = UpdateOp(locator, changes, ttl)
         await self._engine.run([op])
         result: M | None = op.result
         return result
@@ -223,3 +236,45 @@ class Repository(Generic[M]):
         """Exact number of live records, expired ones excluded even before the sweep."""
         keys = self.meta.keys
         return int(await self._backend.eval(COUNT_SCRIPT, [keys.ids(), keys.expiry()], []))
+
+    # Expiry: sessions, tokens and rate-limit buckets.
+
+    async def touch(self, where: Mapping[str, Any], ttl: timedelta | None = None) -> M | None:
+        """Give a record a fresh life of ``ttl`` (default: the model's ttl), as a sliding session
+        does on each request; its unique claims are extended with it. None if no record matches."""
+        life = ttl or self.meta.ttl
+        if life is None:
+            raise ValidationError(f"{self.meta.name} has no default ttl; pass ttl= to touch")
+        op = UpdateOp(unique_locator(self.meta, where), {}, life)
+        await self._engine.run([op])
+        result: M | None = op.result
+        return result
+
+    refresh = touch
+
+    async def ttl(self, where: Mapping[str, Any]) -> timedelta | None:
+        """Remaining life of a record (millisecond precision), None if it never expires."""
+        locator = unique_locator(self.meta, where)
+        id_text = locator.id_text
+        if id_text is None:
+            assert locator.claim is not None
+            id_text = await self._backend.execute(("GET", locator.claim))
+        left = -2
+        if id_text is not None:
+            left = int(await self._backend.execute(("PTTL", self.meta.keys.record(id_text))))
+        if left == -2:
+            raise self._not_found(where)
+        return None if left < 0 else timedelta(milliseconds=left)
+
+    async def sweep(self, *, batch: int = 1000) -> int:
+        """Remove the index entries of expired records; returns how many records were swept.
+
+        Safe while writers run (each batch is one atomic script) and one round trip when nothing
+        is due. Reads and ``count`` are exact without it; it keeps index keys from growing.
+        """
+        swept = 0
+        while True:
+            result = await sweep_due(self._backend, self.meta, batch)
+            swept += result.swept
+            if result.examined < batch:
+                return swept

@@ -10,7 +10,6 @@ it and the engine starts over with that key included.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from ._errors import (
     UniqueConstraintError,
     ValidationError,
 )
+from ._expiry import ghost_payload
 from ._indexes import IndexEntries, index_diff, index_entries
 from ._model import Model
 from ._schema import ModelMeta, UniqueConstraint
@@ -146,13 +146,6 @@ def expire_at(view: View, ttl: timedelta) -> int:
     return view.now_ms + max(1, int(ttl.total_seconds() * 1000))
 
 
-def ghost_payload(meta: ModelMeta, entries: IndexEntries) -> str:
-    """What the expiry sweep needs to clean a record's indexes after Redis dropped the record."""
-    lex_keys = {meta.keys.lex(f.name) for f in meta.fields.values() if f.lex}
-    lex = {key: member for key, (member, _) in entries.zsets.items() if key in lex_keys}
-    return json.dumps({"sets": sorted(entries.sets), "lex": lex})
-
-
 def write_record_commands(
     ref: RecordRef,
     old_hash: Mapping[str, str] | None,
@@ -200,7 +193,7 @@ def write_record_commands(
             commands.extend(("PEXPIREAT", claim, new_expiry) for claim in kept_claims)
             commands.append(("ZADD", exp_key, new_expiry, id_text))
         if new_expiry != old_expiry or moves:
-            ghost = ghost_payload(meta, new_entries)
+            ghost = ghost_payload(meta, key, new_entries)
             commands.append(("HSET", meta.keys.ghosts(), id_text, ghost))
     elif old_expiry is not None:
         commands.append(("PERSIST", key))

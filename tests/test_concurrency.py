@@ -125,18 +125,19 @@ async def test_retry_budget_exhaustion_is_a_retryable_conflict(make_orm: MakeOrm
     assert final is not None and final.number == 16 * 30 - len(conflicts)
 
 
-@pytest.mark.parametrize("tasks", [64])
-async def test_concurrent_increments_land_exactly(make_orm: MakeOrm, tasks: int) -> None:
+@pytest.mark.parametrize("tasks", [16])
+async def test_guarded_read_modify_writes_land_exactly(make_orm: MakeOrm, tasks: int) -> None:
+    """Ticket.number is part of a compound unique, so increments take the guarded path."""
     orm = make_orm(SCHEMA, max_attempts=10_000)
     tickets = orm.repo(Ticket)
     await tickets.create(data={"id": 1, "org": "o", "number": 0})
 
     async def bump() -> None:
-        for _ in range(20):
+        for _ in range(10):
             await tickets.update(where={"id": 1}, data={"number": {"increment": 1}})
 
     async with anyio.create_task_group() as group:
         for _ in range(tasks):
             group.start_soon(bump)
     final = await tickets.find_unique(where={"id": 1})
-    assert final is not None and final.number == tasks * 20
+    assert final is not None and final.number == tasks * 10

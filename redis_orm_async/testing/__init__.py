@@ -1,5 +1,9 @@
-"""Testing aids: a private embedded redis-server and a local Upstash-compatible REST server."""
+"""Testing aids: a private embedded redis-server and a local Upstash-compatible REST server.
+
+Both are for tests, demos and local development, never for production traffic.
+"""
 
 from ._embedded import EmbeddedRedis, find_redis_server, free_port
+from ._upstash_server import UpstashRestServer
 
-__all__ = ["EmbeddedRedis", "find_redis_server", "free_port"]
+__all__ = ["EmbeddedRedis", "UpstashRestServer", "find_redis_server", "free_port"]

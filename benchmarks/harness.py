@@ -1,0 +1,239 @@
+"""The harness: start a private redis-server, seed it, and run every case against every line.
+
+Repetitions interleave the lines (orm, raw, raw-batched, then the reverse order), so that a noisy
+neighbour on a shared machine slows all of them rather than one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import hiredis
+import pydantic
+import redis
+import redis.asyncio as aioredis
+
+from redis_orm_async import Orm, create_orm
+from redis_orm_async.testing import EmbeddedRedis
+
+from .cases import Case, Target, all_cases, disagreements
+from .env import ORM, RAW, RAW_BATCHED, Env, Settings
+from .measure import LineStats, Outcome, Sample, measure
+from .models import Post, User, posts_data, schema, users_data
+from .raw import RawRedis, RawStore
+
+__all__ = ["CaseResult", "Report", "Settings", "run"]
+
+SEED = 20_240_601
+
+
+@dataclass
+class CaseResult:
+    key: str
+    workload: str
+    title: str
+    concurrency: int
+    available: bool = True
+    reason: str = ""
+    lines: dict[str, LineStats] = field(default_factory=dict)
+    target: Target | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def agree(self) -> bool:
+        return self.available and not self.problems
+
+    def ratio(self, baseline: str) -> float | None:
+        mine, theirs = self.lines.get(ORM), self.lines.get(baseline)
+        if mine is None or theirs is None or not theirs.ops_per_s:
+            return None
+        return mine.ops_per_s / theirs.ops_per_s
+
+    @property
+    def target_met(self) -> bool | None:
+        if self.target is None or not self.available:
+            return None
+        ratio = self.ratio(self.target.baseline)
+        if ratio is None:
+            return None
+        trips_ok = (
+            self.target.max_round_trips is None
+            or self.lines[ORM].round_trips_per_op <= self.target.max_round_trips + 1e-9
+        )
+        return ratio >= self.target.minimum and trips_ok
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "workload": self.workload,
+            "title": self.title,
+            "concurrency": self.concurrency,
+            "available": self.available,
+            "reason": self.reason,
+            "lines": {line: asdict(stats) for line, stats in self.lines.items()},
+            "ratio_orm_raw": self.ratio(RAW),
+            "ratio_orm_raw_batched": self.ratio(RAW_BATCHED),
+            "target": None if self.target is None else {**asdict(self.target), "met": self.target_met},
+            "agree": self.agree,
+            "problems": self.problems,
+        }
+
+
+@dataclass
+class Report:
+    meta: dict[str, Any]
+    cases: list[CaseResult]
+
+    def case(self, key: str) -> CaseResult:
+        return next(case for case in self.cases if case.key == key)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"meta": self.meta, "cases": [case.to_json() for case in self.cases]}
+
+
+def git_commit() -> str:
+    """The short commit the numbers belong to, with ``+dirty`` when the tree has changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+async def _open_connections(env: Env, count: int) -> None:
+    """Fill both pools up front, so that no timed run pays for a connection handshake."""
+
+    async def orm_ping() -> None:
+        await env.orm.backend.ping()
+
+    async def raw_ping() -> None:
+        async with env.raw.redis.connection() as connection:
+            await connection.send_command("PING")
+            await connection.read_response()
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(count):
+            tasks.start_soon(orm_ping)
+            tasks.start_soon(raw_ping)
+
+
+async def _seed(env: Env) -> None:
+    settings = env.settings
+    await env.monitor.flushdb()
+    users = await env.users.create_many(users_data(SEED, "seed", settings.users))
+    env.user_ids = [user.id for user in users]
+    authors = env.user_ids[: settings.authors]
+    await env.posts.create_many(posts_data(SEED, authors, settings.posts))
+
+
+async def run_case(env: Env, case: Case, log: Callable[[str], None]) -> CaseResult:
+    settings = env.settings
+    result = CaseResult(case.key, case.workload, case.title, case.concurrency, target=case.target)
+    reason = await case.probe(env)
+    if reason is not None:
+        result.available, result.reason = False, reason
+        log(f"{case.key}: {reason}")
+        return result
+    await case.setup(env)
+    ops = case.ops(env)
+    for line in case.lines:
+        env.run_no += 1
+        await (await case.timed(env, line, 0, min(settings.warmup, ops))).run()
+    samples: dict[str, list[Sample]] = {line: [] for line in case.lines}
+    outcomes: dict[str, list[Outcome]] = {line: [] for line in case.lines}
+    for rep in range(settings.repetitions):
+        for line in case.lines if rep % 2 == 0 else case.lines[::-1]:
+            env.run_no += 1
+            timed = await case.timed(env, line, rep, ops)
+            sample, outcome = await measure(timed, env.monitor, env.counters(line))
+            samples[line].append(sample)
+            outcomes[line].append(outcome)
+    result.lines = {line: LineStats.of(samples[line]) for line in case.lines}
+    result.problems = disagreements(case, outcomes, ops) + await case.verify(env, outcomes)
+    log(f"{case.key}: done" + ("" if result.agree else f", {len(result.problems)} problems"))
+    return result
+
+
+async def run(
+    settings: Settings,
+    *,
+    json_path: Path | None = None,
+    log: Callable[[str], None] = lambda text: None,
+) -> Report:
+    """Run the benchmark on a private server; write ``json_path`` if given and return the report."""
+    cases = [c for c in all_cases() if not settings.workloads or c.workload in settings.workloads]
+    for case in cases:
+        if case.concurrency > 1:
+            case.concurrency = settings.concurrency
+    async with EmbeddedRedis() as server:
+        orm_client = aioredis.Redis.from_url(server.url, **settings.client_options)
+        raw_client = aioredis.Redis.from_url(server.url, **settings.client_options)
+        monitor = aioredis.Redis.from_url(server.url, decode_responses=True)
+        try:
+            orm: Orm = create_orm(schema(), orm_client)
+            env = Env(
+                settings=settings,
+                orm=orm,
+                users=orm.repo(User),
+                posts=orm.repo(Post),
+                raw=RawStore(RawRedis(raw_client)),
+                monitor=monitor,
+            )
+            server_info = await monitor.info("server")
+            await _open_connections(env, settings.concurrency)
+            log(f"seeding {settings.users} users and {settings.posts} posts")
+            await _seed(env)
+            results = [await run_case(env, case, log) for case in cases]
+        finally:
+            for client in (orm_client, raw_client, monitor):
+                await client.aclose()
+    meta = {
+        "commit": git_commit(),
+        "mode": settings.mode,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "repetitions": settings.repetitions,
+        "concurrency": settings.concurrency,
+        "batch": settings.batch,
+        "dataset": {"users": settings.users, "posts": settings.posts, "authors": settings.authors},
+        "redis_server": server_info.get("redis_version"),
+        "python": platform.python_version(),
+        "redis_py": redis.__version__,
+        "hiredis": hiredis.__version__,
+        "pydantic": pydantic.VERSION,
+        "platform": platform.platform(),
+        "cpus": _cpu_count(),
+        "client_options": dict(settings.client_options),
+        "argv": sys.argv[1:],
+    }
+    report = Report(meta, results)
+    if json_path is not None:
+        await anyio.to_thread.run_sync(write_json, report, json_path)
+    return report
+
+
+def write_json(report: Report, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
