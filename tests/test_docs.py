@@ -22,12 +22,16 @@ def load_example(relative: str) -> ModuleType:
     return module
 
 
-def test_every_readme_example_is_an_excerpt_of_its_file() -> None:
-    readme = (ROOT / "README.md").read_text()
-    blocks = EXAMPLE_BLOCK.findall(readme)
-    assert blocks, "README.md has no example blocks"
-    for relative, block in blocks:
-        assert block.strip() in (ROOT / relative).read_text(), f"README block drifted from {relative}"
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_every_documented_example_is_an_excerpt_of_its_file() -> None:
+    for document in DOCUMENTS:
+        blocks = EXAMPLE_BLOCK.findall(document.read_text())
+        assert blocks, f"{document.name} has no example blocks"
+        for relative, block in blocks:
+            source = (ROOT / relative).read_text()
+            assert block.strip() in source, f"{document.name}: block drifted from {relative}"
 
 
 async def test_quickstart_runs(redis_server: EmbeddedRedis, raw: object) -> None:
