@@ -6,6 +6,7 @@ the whole suite by adding one name there and one branch in ``_client_for``.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, settings
 
 from redis_orm_async import Orm, Schema, create_orm
-from redis_orm_async.testing import EmbeddedRedis
+from redis_orm_async.testing import EmbeddedRedis, UpstashRestServer
 
 settings.register_profile(
     "default",
@@ -24,7 +25,7 @@ settings.register_profile(
 )
 settings.load_profile("default")
 
-BACKENDS = ["redis"]
+BACKENDS = ["redis", "upstash"]
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +37,21 @@ def anyio_backend() -> str:
 def redis_server() -> Iterator[EmbeddedRedis]:
     with EmbeddedRedis() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def upstash_server(redis_server: EmbeddedRedis) -> Iterator[UpstashRestServer]:
+    """The local Upstash REST server in front of ``redis_server``, with a random token."""
+    with UpstashRestServer(redis_server.url, token=secrets.token_urlsafe(24)) as server:
+        yield server
+
+
+def upstash_client(server: UpstashRestServer, token: str | None = None) -> Any:
+    """The real ``upstash_redis`` async client on the local REST server (no retries, no telemetry)."""
+    from upstash_redis.asyncio import Redis as UpstashRedis
+
+    token = server.token if token is None else token
+    return UpstashRedis(url=server.url, token=token, rest_retries=0, allow_telemetry=False)
 
 
 @pytest.fixture
@@ -56,6 +72,8 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 async def _client_for(name: str, server: EmbeddedRedis, request: pytest.FixtureRequest) -> Any:
     if name == "redis":
         return aioredis.Redis.from_url(server.url)
+    if name == "upstash":
+        return upstash_client(request.getfixturevalue("upstash_server"))
     raise AssertionError(f"unknown backend {name}")
 
 

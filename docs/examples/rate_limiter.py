@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import timedelta
 
@@ -18,9 +19,7 @@ async def allow(orm: Orm, who: str, limit: int, window: timedelta) -> bool:
     seconds = window.total_seconds()
     bucket_id = f"{who}:{int(time.time() // seconds)}"
     buckets = orm.repo(RateBucket)
-    try:
+    with contextlib.suppress(UniqueConstraintError):  # another request may have opened it first
         await buckets.create(data={"id": bucket_id}, ttl=window)
-    except UniqueConstraintError:
-        pass  # another request opened this window's bucket first
     counted = await buckets.update(where={"id": bucket_id}, data={"hits": {"increment": 1}})
     return counted is not None and counted.hits <= limit

@@ -1,0 +1,470 @@
+"""Queries as data: ``where`` parsed into a small predicate tree, ``order_by`` into sort keys.
+
+Everything here is pure and runs before any I/O, so a bad query fails with a ``QueryError`` that
+names the field and the operator without touching the server. The same module evaluates the
+predicates and the ordering in Python over stored text; the planner narrows candidates with
+indexes, and these functions give the exact answer (they are also what the tests compare Redis
+against).
+
+Semantics, identical in every code path:
+
+- a comparison reads the stored text of a field; a missing field is null;
+- ``eq``/``in`` compare canonical tokens (so ``Decimal("1.0")`` equals ``Decimal("1.00")``, aware
+  datetimes compare by instant, JSON compares deeply); ``eq: None`` matches null;
+- ``gt``/``gte``/``lt``/``lte``/``contains``/``startswith`` never match null;
+- ``not: v`` and ``NOT`` are plain negation, so ``{"age": {"not": 5}}`` matches a null age;
+- ordering puts nulls last ascending and first descending (as PostgreSQL does), and ties are
+  always broken by id ascending, so every order is total and stable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from ._codec import datetime_micros
+from ._errors import QueryError, ValidationError
+
+if TYPE_CHECKING:
+    from ._schema import ModelMeta
+
+CompareOp = Literal["eq", "in", "gt", "gte", "lt", "lte", "contains", "startswith"]
+RANGE_OPS: frozenset[str] = frozenset({"gt", "gte", "lt", "lte"})
+TEXT_OPS: frozenset[str] = frozenset({"contains", "startswith"})
+OPERATORS: tuple[str, ...] = ("eq", "in", "not", "gt", "gte", "lt", "lte", "contains", "startswith")
+LOGICAL: tuple[str, ...] = ("AND", "OR", "NOT")
+RANGE_KINDS: frozenset[str] = frozenset({"int", "float", "decimal", "datetime", "date", "text"})
+ORDER_KINDS: frozenset[str] = RANGE_KINDS | {"bool", "enum"}
+
+Row: TypeAlias = Mapping[str, str]
+"""A record as stored: field name to stored text, always with ``"id"``; absent means null."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """One field test. ``value`` is stored text (a tuple of them for ``in``; ``None`` is null),
+    except for ``contains``/``startswith``, whose value is the plain substring."""
+
+    field: str
+    op: CompareOp
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Predicate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Predicate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Predicate
+
+
+Predicate: TypeAlias = Compare | And | Or | Not
+TRUE: Predicate = And(())
+FALSE: Predicate = Or(())
+
+
+@dataclass(frozen=True, slots=True)
+class OrderKey:
+    field: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed read: ``order`` always ends with the id tie-break."""
+
+    where: Predicate = TRUE
+    order: tuple[OrderKey, ...] = (OrderKey("id"),)
+    take: int | None = None
+    skip: int = 0
+    cursor: str | None = None
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """Every field the where and the order read, which a projection must still fetch."""
+        return predicate_fields(self.where) | {key.field for key in self.order}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """How one queryable field (the id included) is normalized, compared and ordered."""
+
+    name: str
+    kind: str
+    nullable: bool
+    token: Callable[[str], str]
+    sort_key: Callable[[str], Any] | None
+    to_text: Callable[[Any], str]
+    range_text: Callable[[Any], str]
+
+    @property
+    def orderable(self) -> bool:
+        return self.sort_key is not None
+
+
+def _float_key(text: str) -> float | None:
+    number = float(text)
+    return None if math.isnan(number) else number
+
+
+def _decimal_key(text: str) -> Decimal | None:
+    number = Decimal(text)
+    return None if number.is_nan() else number
+
+
+def _datetime_key(text: str) -> int:
+    return datetime_micros(datetime.fromisoformat(text))
+
+
+def _date_key(text: str) -> int:
+    return date.fromisoformat(text).toordinal()
+
+
+def _bool_key(text: str) -> bool:
+    return text == "true"
+
+
+def _text_key(text: str) -> str:
+    return text
+
+
+_SORT_KEYS: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": _float_key,
+    "decimal": _decimal_key,
+    "datetime": _datetime_key,
+    "date": _date_key,
+    "text": _text_key,
+    "bool": _bool_key,
+}
+
+
+def _enum_key(meta: ModelMeta, name: str) -> Callable[[str], int]:
+    """Enums order by declaration; an unknown stored text sorts after every member."""
+    field = meta.fields[name]
+    members = list(getattr(field.annotation, "__members__", {}).values())
+    position = {field.codec.encode(member): index for index, member in enumerate(members)}
+    return lambda text: position.get(text, len(position))
+
+
+@cache
+def columns(meta: ModelMeta) -> dict[str, Column]:
+    """The queryable fields of a model, the id first."""
+    if meta.id_kind == "manual_int":
+
+        def int_id(value: Any) -> str:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValidationError(f"{meta.name}.id must be an int, got {type(value).__name__}")
+            return str(int(value))
+
+        id_column = Column("id", "int", False, _text_key, int, meta.id_text, int_id)
+    else:
+        id_column = Column("id", "text", False, _text_key, _text_key, meta.id_text, _str_value)
+    out = {"id": id_column}
+    for name, field in meta.fields.items():
+        kind = field.codec.kind
+        sort_key = _enum_key(meta, name) if kind == "enum" else _SORT_KEYS.get(kind)
+        text_of = _field_text(field.text_of)
+        range_text = _str_value if kind == "text" else text_of
+        out[name] = Column(name, kind, field.nullable, field.codec.token, sort_key, text_of, range_text)
+    return out
+
+
+def _str_value(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"expected a str, got {type(value).__name__}")
+    return value
+
+
+def _field_text(text_of: Callable[[Any], str | None]) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = text_of(value)
+        assert text is not None
+        return text
+
+    return convert
+
+
+def column(meta: ModelMeta, name: str, operator: str | None = None) -> Column:
+    found = columns(meta).get(name)
+    if found is None:
+        what = "relation" if name in meta.relations else "field"
+        hint = "; filter relations by loading them with include" if what == "relation" else ""
+        raise QueryError(
+            f"{meta.name} has no queryable field {name!r}{hint}",
+            meta={"model": meta.name, "field": name, "operator": operator},
+        )
+    return found
+
+
+def _error(meta: ModelMeta, name: str, operator: str, message: str) -> QueryError:
+    return QueryError(
+        f"{meta.name}.{name} {operator}: {message}",
+        meta={"model": meta.name, "field": name, "operator": operator},
+    )
+
+
+def _normalize(meta: ModelMeta, col: Column, operator: str, value: Any, *, ranged: bool = False) -> str:
+    """Validate a caller's value through the field's type and return its stored text."""
+    try:
+        text = (col.range_text if ranged else col.to_text)(value)
+    except (ValidationError, ValueError, TypeError) as exc:
+        message = exc.message if isinstance(exc, ValidationError) else str(exc)
+        raise _error(meta, col.name, operator, f"bad value {value!r}: {message}") from exc
+    if col.kind in ("float", "decimal") and col.sort_key is not None and col.sort_key(text) is None:
+        raise _error(meta, col.name, operator, "NaN cannot be queried")
+    return text
+
+
+def _eq_text(meta: ModelMeta, col: Column, operator: str, value: Any) -> str | None:
+    return None if value is None else _normalize(meta, col, operator, value)
+
+
+def _is_operator_object(col: Column, value: Any) -> bool:
+    """A mapping is an operator object, except on a JSON field where it may be a value."""
+    if not isinstance(value, Mapping):
+        return False
+    if col.kind != "json":
+        return True
+    return bool(value) and all(isinstance(key, str) and key in OPERATORS for key in value)
+
+
+def _compare(meta: ModelMeta, col: Column, op: str, value: Any) -> Predicate:
+    name = col.name
+    if op == "eq":
+        return Compare(name, "eq", _eq_text(meta, col, op, value))
+    if op == "not":
+        if _is_operator_object(col, value):
+            return Not(_field_filter(meta, col, value))
+        return Not(Compare(name, "eq", _eq_text(meta, col, op, value)))
+    if op == "in":
+        if not isinstance(value, list | tuple | set | frozenset):
+            raise _error(meta, name, op, f"needs a list of values, got {type(value).__name__}")
+        texts = tuple(dict.fromkeys(_eq_text(meta, col, op, item) for item in value))
+        return Compare(name, "in", texts)
+    if op in RANGE_OPS:
+        if col.kind not in RANGE_KINDS:
+            raise _error(meta, name, op, f"a {col.kind} field has no order to compare with")
+        if value is None:
+            raise _error(meta, name, op, "cannot compare with None; use eq: None for null")
+        return Compare(name, op, _normalize(meta, col, op, value, ranged=True))  # type: ignore[arg-type]
+    if op in TEXT_OPS:
+        if col.kind != "text":
+            raise _error(meta, name, op, f"needs a text field, not {col.kind}")
+        if not isinstance(value, str):
+            raise _error(meta, name, op, f"needs a str, got {type(value).__name__}")
+        return Compare(name, op, value)  # type: ignore[arg-type]
+    raise _error(meta, name, op, f"unknown operator; use one of {', '.join(OPERATORS)}")
+
+
+def _field_filter(meta: ModelMeta, col: Column, value: Any) -> Predicate:
+    if not _is_operator_object(col, value):
+        return Compare(col.name, "eq", _eq_text(meta, col, "eq", value))
+    return _all([_compare(meta, col, str(op), operand) for op, operand in value.items()])
+
+
+def _all(items: Sequence[Predicate]) -> Predicate:
+    return items[0] if len(items) == 1 else And(tuple(items))
+
+
+def _clauses(meta: ModelMeta, key: str, value: Any) -> list[Predicate]:
+    if isinstance(value, Mapping):
+        return [parse_where(meta, value)]
+    if isinstance(value, list | tuple):
+        return [parse_where(meta, item) for item in value]
+    raise QueryError(
+        f"{meta.name}: {key} takes a where mapping or a list of them, got {type(value).__name__}",
+        meta={"model": meta.name, "operator": key},
+    )
+
+
+def parse_where(meta: ModelMeta, where: Mapping[str, Any] | None) -> Predicate:
+    """Turn a ``where`` mapping into a predicate, checking fields, operators and values."""
+    if where is None:
+        return TRUE
+    if not isinstance(where, Mapping):
+        raise QueryError(f"{meta.name}: where must be a mapping, got {type(where).__name__}")
+    items: list[Predicate] = []
+    for key, value in where.items():
+        if key == "AND":
+            items.append(And(tuple(_clauses(meta, key, value))))
+        elif key == "OR":
+            items.append(Or(tuple(_clauses(meta, key, value))))
+        elif key == "NOT":
+            items.append(And(tuple(Not(clause) for clause in _clauses(meta, key, value))))
+        else:
+            items.append(_field_filter(meta, column(meta, str(key)), value))
+    return _all(items) if items else TRUE
+
+
+def parse_order(meta: ModelMeta, order_by: Any) -> tuple[OrderKey, ...]:
+    """``{"age": "desc"}`` or a list of such mappings; the id tie-break is appended."""
+    keys: list[OrderKey] = []
+    if order_by is None:
+        entries: Iterable[Any] = ()
+    elif isinstance(order_by, Mapping):
+        entries = [order_by]
+    elif isinstance(order_by, list | tuple):
+        entries = order_by
+    else:
+        raise QueryError(f"{meta.name}: order_by takes a mapping or a list of mappings")
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise QueryError(f"{meta.name}: each order_by entry must be a mapping like {{'age': 'asc'}}")
+        for name, direction in entry.items():
+            col = column(meta, str(name), "order_by")
+            if not col.orderable:
+                raise _error(meta, col.name, "order_by", f"a {col.kind} field cannot be ordered")
+            if direction not in ("asc", "desc"):
+                raise _error(meta, col.name, "order_by", f"direction must be 'asc' or 'desc', not {direction!r}")
+            if any(key.field == col.name for key in keys):
+                raise _error(meta, col.name, "order_by", "field is ordered twice")
+            keys.append(OrderKey(col.name, direction == "desc"))
+    if not any(key.field == "id" for key in keys):
+        keys.append(OrderKey("id"))
+    return tuple(keys)
+
+
+def _count(meta: ModelMeta, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise QueryError(
+            f"{meta.name}: {name} must be a non-negative int, got {value!r}",
+            meta={"model": meta.name, "operator": name},
+        )
+    return value
+
+
+def parse_query(
+    meta: ModelMeta,
+    where: Mapping[str, Any] | None = None,
+    order_by: Any = None,
+    take: int | None = None,
+    skip: int = 0,
+    cursor: Any = None,
+) -> Query:
+    """Check a whole read before any I/O."""
+    cursor_text = None
+    if cursor is not None:
+        try:
+            cursor_text = meta.id_text(cursor)
+        except ValidationError as exc:
+            raise QueryError(f"{meta.name}: bad cursor: {exc.message}", cause=exc) from exc
+    return Query(
+        where=parse_where(meta, where),
+        order=parse_order(meta, order_by),
+        take=None if take is None else _count(meta, "take", take),
+        skip=_count(meta, "skip", skip),
+        cursor=cursor_text,
+    )
+
+
+def predicate_fields(predicate: Predicate) -> frozenset[str]:
+    if isinstance(predicate, Compare):
+        return frozenset({predicate.field})
+    if isinstance(predicate, Not):
+        return predicate_fields(predicate.item)
+    out: frozenset[str] = frozenset()
+    for item in predicate.items:
+        out |= predicate_fields(item)
+    return out
+
+
+Matcher: TypeAlias = Callable[[Row], bool]
+
+
+def _compare_matcher(col: Column, test: Compare) -> Matcher:
+    name, op, value = col.name, test.op, test.value
+    if op in ("eq", "in"):
+        wanted = value if op == "in" else (value,)
+        null = None in wanted
+        tokens = frozenset(col.token(text) for text in wanted if text is not None)
+
+        def equal(row: Row) -> bool:
+            text = row.get(name)
+            return null if text is None else col.token(text) in tokens
+
+        return equal
+    if op == "contains":
+        return lambda row: (text := row.get(name)) is not None and value in text
+    if op == "startswith":
+        return lambda row: (text := row.get(name)) is not None and text.startswith(value)
+    assert col.sort_key is not None
+    sort_key = col.sort_key
+    bound = sort_key(value)
+    compare: Callable[[Any, Any], bool] = {
+        "gt": lambda a, b: a > b,
+        "gte": lambda a, b: a >= b,
+        "lt": lambda a, b: a < b,
+        "lte": lambda a, b: a <= b,
+    }[op]
+
+    def ranged(row: Row) -> bool:
+        text = row.get(name)
+        if text is None:
+            return False
+        key = sort_key(text)
+        return key is not None and compare(key, bound)
+
+    return ranged
+
+
+def matcher(meta: ModelMeta, predicate: Predicate) -> Matcher:
+    """Compile a predicate into a test of one stored row."""
+    if isinstance(predicate, Compare):
+        return _compare_matcher(columns(meta)[predicate.field], predicate)
+    if isinstance(predicate, Not):
+        inner = matcher(meta, predicate.item)
+        return lambda row: not inner(row)
+    parts = [matcher(meta, item) for item in predicate.items]
+    if isinstance(predicate, And):
+        return lambda row: all(part(row) for part in parts)
+    return lambda row: any(part(row) for part in parts)
+
+
+def sort_rows(meta: ModelMeta, rows: Iterable[Row], order: Sequence[OrderKey]) -> list[Row]:
+    """Sort rows by ``order``: nulls last ascending, first descending; stable multi-key sort."""
+    result = list(rows)
+    cols = columns(meta)
+    for key in reversed(order):
+        sort_key = cols[key.field].sort_key
+        assert sort_key is not None
+        result.sort(key=_null_aware(key.field, sort_key), reverse=key.descending)
+    return result
+
+
+def _null_aware(name: str, sort_key: Callable[[str], Any]) -> Callable[[Row], tuple[bool, Any]]:
+    def key(row: Row) -> tuple[bool, Any]:
+        text = row.get(name)
+        value = None if text is None else sort_key(text)
+        return (True, None) if value is None else (False, value)
+
+    return key
+
+
+def page(
+    meta: ModelMeta, rows: Iterable[Row], query: Query, cursor_row: Row | None = None
+) -> list[Row]:
+    """Filter, sort and slice rows exactly as ``find_many`` answers (the reference semantics)."""
+    test = matcher(meta, query.where)
+    matching = [row for row in rows if test(row)]
+    if cursor_row is not None:
+        ordered = sort_rows(meta, [*[r for r in matching if r["id"] != cursor_row["id"]], cursor_row],
+                            query.order)  # fmt: skip
+        position = next(i for i, row in enumerate(ordered) if row is cursor_row)
+        matching = ordered[position + 1 :]
+    else:
+        matching = sort_rows(meta, matching, query.order)
+    end = None if query.take is None else query.skip + query.take
+    return matching[query.skip : end]

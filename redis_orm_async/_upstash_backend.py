@@ -1,0 +1,399 @@
+"""Adapter over ``upstash_redis.asyncio.Redis`` (the ``upstash`` extra).
+
+Every call is one HTTP request: a single command to the REST URL, a pipeline to ``/pipeline``
+and an atomic batch to ``/multi-exec``. Commands go out through the client's raw ``execute``
+with lowercase names and every argument already turned into text, which sidesteps the client's
+quirks: its per-command result conversions match uppercase names only (so SET's ``False``,
+SMEMBERS' lists and HGETALL's dicts never happen), and text arguments cannot hit its dropping of
+falsy values, bools becoming ``true``, ``bytes`` raising ``TypeError`` or ``inf`` raising
+``ValueError``.
+
+**The guard.** Upstash's REST API has no WATCH, so ``guarded`` keeps the read-then-write
+invariant with a compare-and-apply Lua script (Upstash runs EVAL atomically, like Redis):
+
+1. the reads go out in one ``/pipeline`` request, and ``plan`` turns their replies into writes;
+2. one ``EVALSHA`` of ``GUARD_SCRIPT`` carries the same reads, the replies the pipeline saw
+   (type-tagged, see ``expect``) and the writes; the script re-runs the reads, and only if every
+   reply is unchanged does it run the writes, all inside one atomic script run;
+3. otherwise it answers "conflict", ``guarded`` returns ``None`` and the write engine re-reads
+   and retries, exactly as after a failed WATCH.
+
+That is two round trips per write, as with WATCH + MULTI/EXEC on redis-py. It compares values,
+not versions, so a key that changed and changed back does not abort the write: harmless, since
+the plan depends only on the values it read. ``TIME`` is not re-run (it always differs), and a
+HASH is compared as a map, since its field order may change while it is rehashed.
+
+**Errors** are converted in ``map_upstash_error``; the token is scrubbed from every message and
+never shown in ``repr``. The client raises ``AttributeError`` when the server refuses a whole
+batch (a bad token, an unreachable redis, EXECABORT); the adapter then asks with one PING why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+
+from ._backend import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize
+from ._errors import AuthenticationError, BackendError, BackendUnavailableError, OrmError
+
+try:
+    from upstash_redis.errors import UpstashError
+except ImportError:  # pragma: no cover - the adapter is only built for an upstash client
+
+    class UpstashError(Exception):  # type: ignore[no-redef]
+        """Stand-in so that error mapping works without the extra installed."""
+
+
+KIND = "upstash"
+T = TypeVar("T")
+
+GUARD_SCRIPT = r"""
+local pos = 0
+local function take()
+  pos = pos + 1
+  return ARGV[pos]
+end
+local function text(value)
+  if type(value) == 'table' and value.ok then return value.ok end
+  return value
+end
+local function same(actual)
+  local tag = take()
+  actual = text(actual)
+  if tag == 'n' then
+    return actual == false
+  elseif tag == 's' then
+    return type(actual) == 'string' and actual == take()
+  elseif tag == 'i' then
+    return type(actual) == 'number' and actual == tonumber(take())
+  elseif tag == 'a' then
+    local n = tonumber(take())
+    if type(actual) ~= 'table' or #actual ~= n then return false end
+    for i = 1, n do
+      if not same(actual[i]) then return false end
+    end
+    return true
+  elseif tag == 'm' or tag == 'u' then
+    local n = tonumber(take())
+    if type(actual) ~= 'table' or #actual ~= n then return false end
+    local want = {}
+    if tag == 'm' then
+      for i = 1, n, 2 do
+        local field = take()
+        want[field] = take()
+      end
+      for i = 1, n, 2 do
+        if want[actual[i]] ~= actual[i + 1] then return false end
+      end
+    else
+      for i = 1, n do
+        local item = take()
+        want[item] = (want[item] or 0) + 1
+      end
+      for i = 1, n do
+        local left = want[actual[i]]
+        if not left or left == 0 then return false end
+        want[actual[i]] = left - 1
+      end
+    end
+    return true
+  end
+  return error('guard: unknown tag ' .. tostring(tag))
+end
+local function command()
+  local n = tonumber(take())
+  local args = {}
+  for i = 1, n do args[i] = take() end
+  return args
+end
+local reads = tonumber(take())
+for r = 1, reads do
+  local mode = take()
+  if mode ~= 'x' then
+    if not same(redis.call(unpack(command()))) then return {0} end
+  end
+end
+local writes = tonumber(take())
+local results = {1}
+local failed = nil
+for w = 1, writes do
+  local reply = redis.pcall(unpack(command()))
+  if type(reply) == 'table' and reply.err then
+    failed = failed or {2, w, reply.err}
+    reply = false
+  end
+  results[w + 1] = reply
+end
+return failed or results
+"""
+"""Compare-and-apply: re-run the reads, compare with what the caller saw, then run the writes.
+
+ARGV holds ``#reads``, then per read a mode (``x`` skip, else the compare tag's command) with
+``#args, args...`` and the expected reply, then ``#writes`` and per write ``#args, args...``.
+Writes run with ``pcall`` so that, as in MULTI/EXEC, one failing command does not stop the
+others; the first error is reported. Answers ``{0}`` (conflict), ``{1, replies...}`` or
+``{2, index, error}``."""
+
+_SKIPPED_READS = frozenset({"TIME"})
+_MAP_READS = frozenset({"HGETALL"})
+_UNORDERED_READS = frozenset({"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS"})
+_UNAVAILABLE_REPLIES = ("ERR failed to talk to redis", "LOADING", "MASTERDOWN", "TRYAGAIN")
+_AUTH_REPLIES = ("Unauthorized", "WRONGPASS", "NOAUTH", "NOPERM")
+
+
+def arg_text(value: Any) -> str:
+    """One argument as the text Redis stores: the REST API carries JSON, and only text is exact."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise BackendError(
+            "upstash cannot send a bool argument; encode it as text first", backend_kind=KIND
+        )
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise BackendError("upstash cannot send NaN as an argument", backend_kind=KIND)
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    raise BackendError(
+        f"upstash cannot send a {type(value).__name__} argument; its REST API carries text only",
+        backend_kind=KIND,
+    )
+
+
+def wire(command: Command) -> list[str]:
+    """The JSON body of one command; the lowercase name keeps the client's result casts away."""
+    if not command:
+        raise BackendError("an empty command cannot be sent", backend_kind=KIND)
+    return [arg_text(command[0]).lower(), *(arg_text(arg) for arg in command[1:])]
+
+
+def expect(value: Any, out: list[str], mode: str = "v") -> None:
+    """Append the type-tagged encoding of one reply that ``GUARD_SCRIPT`` compares against."""
+    if mode in ("m", "u") and isinstance(value, list):
+        out.extend((mode, str(len(value))))
+        for item in value:
+            if not isinstance(item, str):
+                raise BackendError(f"guard cannot compare a {type(item).__name__} member", backend_kind=KIND)
+            out.append(item)
+    elif value is None:
+        out.append("n")
+    elif isinstance(value, str):
+        out.extend(("s", value))
+    elif isinstance(value, int) and not isinstance(value, bool):
+        out.extend(("i", str(value)))
+    elif isinstance(value, list):
+        out.extend(("a", str(len(value))))
+        for item in value:
+            expect(item, out)
+    else:
+        raise BackendError(f"guard cannot compare a {type(value).__name__} reply", backend_kind=KIND)
+
+
+def guard_args(reads: Sequence[Command], replies: Sequence[Any], writes: Sequence[Command]) -> list[str]:
+    """ARGV of ``GUARD_SCRIPT``: the reads with the replies they gave, then the writes."""
+    out = [str(len(reads))]
+    for read, reply in zip(reads, replies, strict=True):
+        name = arg_text(read[0]).upper()
+        if name in _SKIPPED_READS:
+            out.append("x")
+            continue
+        mode = "m" if name in _MAP_READS else "u" if name in _UNORDERED_READS else "v"
+        out.append(mode)
+        args = wire(read)
+        out.append(str(len(args)))
+        out.extend(args)
+        expect(reply, out, mode)
+    out.append(str(len(writes)))
+    for write in writes:
+        args = wire(write)
+        out.append(str(len(args)))
+        out.extend(args)
+    return out
+
+
+def _token_of(client: Any) -> str:
+    headers = getattr(client, "_headers", None)
+    header = headers.get("Authorization", "") if isinstance(headers, dict) else ""
+    return header.removeprefix("Bearer ").strip() if isinstance(header, str) else ""
+
+
+def _scrub(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def map_upstash_error(exc: BaseException, secret: str = "") -> OrmError:
+    """Convert an upstash-redis, httpx or JSON error into the ORM's hierarchy, without the token."""
+    if isinstance(exc, OrmError):
+        return exc
+    if isinstance(exc, UpstashError):
+        text = _scrub(str(exc), secret)
+        if text.startswith(_AUTH_REPLIES):
+            return AuthenticationError("upstash refused the token", backend_kind=KIND, cause=exc)
+        if text.startswith(_UNAVAILABLE_REPLIES):
+            return BackendUnavailableError(f"upstash is unavailable: {text}", backend_kind=KIND, cause=exc)
+        return BackendError(f"upstash error: {text}", backend_kind=KIND, cause=exc)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return BackendError(
+            f"upstash url is not usable: {_scrub(str(exc), secret)}", backend_kind=KIND, cause=exc
+        )
+    if isinstance(exc, httpx.TransportError | OSError | TimeoutError):
+        detail = _scrub(str(exc), secret) or "no detail"
+        return BackendUnavailableError(
+            f"upstash is unavailable: {type(exc).__name__}: {detail}", backend_kind=KIND, cause=exc
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return BackendUnavailableError(
+            "upstash is unavailable: it answered with a body that is not JSON", backend_kind=KIND, cause=exc
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return BackendError(
+            "upstash returned data that is not UTF-8 text; the REST API cannot carry binary values",
+            backend_kind=KIND,
+            cause=exc,
+        )
+    if isinstance(exc, TypeError | ValueError):
+        return BackendError(
+            f"upstash could not send the command: {_scrub(str(exc), secret)}", backend_kind=KIND, cause=exc
+        )
+    if isinstance(exc, AttributeError | KeyError):
+        return BackendError(
+            "upstash refused the whole request (a malformed or unsupported command, EXECABORT, or an "
+            "unexpected response)",
+            backend_kind=KIND,
+            cause=exc,
+        )
+    return BackendError(f"upstash error: {_scrub(repr(exc), secret)}", backend_kind=KIND, cause=exc)
+
+
+class UpstashBackend:
+    """Runs ORM commands over an ``upstash_redis.asyncio.Redis`` it does not own.
+
+    ``timeout`` (seconds) bounds each HTTP request, since the client itself waits forever; a
+    request that runs out is ``BackendUnavailableError``, and like any timed-out write it may or
+    may not have been applied.
+    """
+
+    def __init__(self, client: Any, *, timeout: float | None = None, owns_client: bool = False) -> None:
+        self._client = client
+        self._secret = _token_of(client)
+        self._timeout = timeout
+        self._owns_client = owns_client
+        self._loaded: dict[str, str] = {}
+        self.stats = CommandStats()
+        self.features = BackendFeatures(kind=KIND, optimistic_guard="lua-compare")
+
+    def __repr__(self) -> str:
+        url = str(getattr(self._client, "_url", "?")).split("?", 1)[0]
+        return f"<UpstashBackend {_scrub(url, self._secret)} token=***>"
+
+    async def detect(self) -> None:
+        """Check the URL and token with a PING; Upstash has no INFO that reports a version."""
+        await self.ping()
+
+    def _map(self, exc: BaseException) -> OrmError:
+        return map_upstash_error(exc, self._secret)
+
+    async def _send(self, request: Callable[[], Awaitable[T]]) -> T:
+        """One HTTP request, bounded by ``timeout``; errors leave here already converted."""
+        try:
+            if self._timeout is None:
+                return await request()
+            with anyio.fail_after(self._timeout):
+                return await request()
+        except OrmError:
+            raise
+        except Exception as exc:
+            raise self._map(exc) from exc
+
+    async def execute(self, command: Command) -> Any:
+        body = wire(command)
+        self.stats.record(1)
+        reply = await self._send(lambda: self._client.execute(body))
+        return normalize(reply)
+
+    async def _batch(self, commands: Sequence[Command], *, atomic: bool) -> list[Any]:
+        bodies = [wire(command) for command in commands]
+        batch = self._client.multi() if atomic else self._client.pipeline()
+        for body in bodies:
+            batch.execute(body)
+        self.stats.record(len(bodies))
+        try:
+            replies = await self._send(batch.exec)
+        except BackendError as exc:
+            if isinstance(exc.cause, AttributeError | KeyError):
+                raise await self._explain_refusal(exc) from exc.cause
+            raise
+        if not isinstance(replies, list) or len(replies) != len(commands):
+            raise BackendError(f"upstash answered {len(commands)} commands with {replies!r}", backend_kind=KIND)
+        return [normalize(reply) for reply in replies]
+
+    async def _explain_refusal(self, refusal: BackendError) -> BackendError:
+        """The client hides why a whole batch was refused; a PING tells a bad token or a dead
+        redis (whose errors it reports) from a batch redis itself discarded."""
+        try:
+            await self.ping()
+        except (AuthenticationError, BackendUnavailableError) as exc:
+            return exc
+        except BackendError:
+            pass
+        return refusal
+
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        if not commands:
+            return []
+        return await self._batch(commands, atomic=False)
+
+    async def atomic(self, commands: Sequence[Command]) -> list[Any]:
+        if not commands:
+            return []
+        return await self._batch(commands, atomic=True)
+
+    async def guarded(
+        self, watch: Sequence[str], reads: Sequence[Command], plan: WritePlan
+    ) -> list[Any] | None:
+        replies = await self.pipeline(reads)
+        writes = list(plan(replies))
+        if not writes:
+            return []
+        if not reads:
+            return await self.atomic(writes)
+        outcome = await self.eval(GUARD_SCRIPT, list(watch), guard_args(reads, replies, writes))
+        if not isinstance(outcome, list) or not outcome or outcome[0] not in (0, 1, 2):
+            raise BackendError(f"upstash guard script answered {outcome!r}", backend_kind=KIND)
+        if outcome[0] == 0:
+            return None
+        if outcome[0] == 2:
+            index, message = outcome[1], _scrub(str(outcome[2]), self._secret)
+            raise BackendError(f"upstash error in write {index} of {len(writes)}: {message}", backend_kind=KIND)
+        return list(outcome[1:])
+
+    async def eval(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """EVALSHA once the script is known to be loaded; EVAL (which loads it) first and after
+        NOSCRIPT, so a guarded write costs two round trips from the very first one."""
+        tail = (len(keys), *keys, *args)
+        sha = self._loaded.get(script)
+        if sha is not None:
+            try:
+                return await self.execute(("EVALSHA", sha, *tail))
+            except BackendError as exc:
+                if not str(exc.cause).startswith("NOSCRIPT"):
+                    raise
+        result = await self.execute(("EVAL", script, *tail))
+        self._loaded[script] = hashlib.sha1(script.encode()).hexdigest()
+        return result
+
+    async def ping(self) -> None:
+        await self.execute(("PING",))
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._send(self._client.close)
