@@ -50,13 +50,28 @@ def free_port() -> int:
         return port
 
 
-def _answers_ping(port: int) -> bool:
+def _serving_pid(port: int, password: str | None) -> int | None:
+    """The pid of the redis-server answering on ``port``, so that we only ever claim our own."""
+    request = b""
+    if password is not None:
+        encoded = password.encode()
+        request += b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(encoded), encoded)
+    request += b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+            sock.sendall(request)
+            reply = b""
+            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return None
+                reply += chunk
+                if reply.startswith(b"-") or b"\r\n-" in reply:
+                    return None
     except OSError:
-        return False
+        return None
+    line = reply.split(b"process_id:", 1)[1].split(b"\r\n", 1)[0]
+    return int(line) if line.isdigit() else None
 
 
 class EmbeddedRedis:
@@ -108,12 +123,19 @@ class EmbeddedRedis:
                 "--loglevel", "warning",
                 *self._args,
             ]  # fmt: skip
-            self._process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+            try:
+                self._process = subprocess.Popen(
+                    command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+            except OSError as exc:
+                self.stop()
+                raise BackendUnavailableError(
+                    f"cannot run {binary}: {exc.strerror}", backend_kind="embedded", cause=exc
+                ) from exc
             deadline = time.monotonic() + self._startup_timeout
+            password = self._option("--requirepass")
             while time.monotonic() < deadline and self._process.poll() is None:
-                if _answers_ping(self.port):
+                if _serving_pid(self.port, password) == self._process.pid:
                     return self
                 time.sleep(0.02)
             last_output = self._collect_output()
@@ -121,6 +143,11 @@ class EmbeddedRedis:
         raise BackendUnavailableError(
             f"redis-server did not start: {last_output.strip()[-500:]}", backend_kind="embedded"
         )
+
+    def _option(self, name: str) -> str | None:
+        if name in self._args[:-1]:
+            return self._args[self._args.index(name) + 1]
+        return None
 
     def _collect_output(self) -> str:
         process = self._process
