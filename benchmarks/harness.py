@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -169,7 +170,19 @@ async def run_case(env: Env, case: Case, log: Callable[[str], None]) -> CaseResu
             outcomes[line].append(outcome)
     result.lines = {line: LineStats.of(samples[line]) for line in case.lines}
     result.problems = disagreements(case, outcomes, ops) + await case.verify(env, outcomes)
-    log(f"{case.key}: done" + ("" if result.agree else f", {len(result.problems)} problems"))
+    return result
+
+
+async def _run_or_report(env: Env, case: Case, log: Callable[[str], None]) -> CaseResult:
+    """A case that crashes is reported as a problem, and the other cases still run."""
+    started = time.perf_counter()
+    try:
+        result = await run_case(env, case, log)
+    except Exception as exc:
+        result = CaseResult(case.key, case.workload, case.title, case.concurrency, target=case.target)
+        result.problems = [f"crashed: {type(exc).__name__}: {exc}"]
+    problems = f", problems: {result.problems}" if result.problems else ""
+    log(f"{case.key}: {time.perf_counter() - started:.1f} s{problems}")
     return result
 
 
@@ -184,6 +197,7 @@ async def run(
     for case in cases:
         if case.concurrency > 1:
             case.concurrency = settings.concurrency
+    load_before = os.getloadavg()
     async with EmbeddedRedis() as server:
         orm_client = aioredis.Redis.from_url(server.url, **settings.client_options)
         raw_client = aioredis.Redis.from_url(server.url, **settings.client_options)
@@ -202,7 +216,7 @@ async def run(
             await _open_connections(env, settings.concurrency)
             log(f"seeding {settings.users} users and {settings.posts} posts")
             await _seed(env)
-            results = [await run_case(env, case, log) for case in cases]
+            results = [await _run_or_report(env, case, log) for case in cases]
         finally:
             for client in (orm_client, raw_client, monitor):
                 await client.aclose()
@@ -221,6 +235,7 @@ async def run(
         "pydantic": pydantic.VERSION,
         "platform": platform.platform(),
         "cpus": _cpu_count(),
+        "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "client_options": dict(settings.client_options),
         "argv": sys.argv[1:],
     }

@@ -12,12 +12,12 @@ import base64
 import os
 import random
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 
-from redis_orm_async import Field, Model, Schema
+from redis_orm_async import BelongsTo, Field, Model, Schema, belongs_to
 
 STATUSES = ("active", "inactive", "banned")
 AGE_RANGE = (18, 80)
@@ -34,6 +34,8 @@ class Post(Model):
     author_id: str = Field(index=True)
     title: str
     body: str
+    author: ClassVar[BelongsTo[User]] = belongs_to(User, foreign_key="author_id")
+    author: ClassVar[BelongsTo[User]] = belongs_to(User, foreign_key="author_id")
 
 
 def schema() -> Schema:

@@ -78,7 +78,8 @@ def render(report: Report) -> str:
     out.append(
         f"commit {meta['commit']}, mode {meta['mode']}, median of {meta['repetitions']} runs, "
         f"redis-server {meta['redis_server']}, Python {meta['python']}, redis-py {meta['redis_py']} "
-        f"+ hiredis {meta['hiredis']}, pydantic {meta['pydantic']}, {meta['cpus']} CPUs"
+        f"+ hiredis {meta['hiredis']}, pydantic {meta['pydantic']}, {meta['cpus']} CPUs, load average "
+        f"{meta['load_average']['before']:.1f} before and {meta['load_average']['after']:.1f} after"
     )
     for case in report.cases:
         if not case.available:

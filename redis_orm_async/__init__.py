@@ -19,6 +19,18 @@ from ._errors import (
 )
 from ._model import Field, Model
 from ._orm import Orm, bootstrap_database, create_orm, create_orm_from_runtime
+from ._planner import Plan
+from ._relations import (
+    BelongsTo,
+    HasMany,
+    HasOne,
+    ManyToMany,
+    Relation,
+    belongs_to,
+    has_many,
+    has_one,
+    many_to_many,
+)
 from ._repository import Repository
 from ._schema import Schema
 from ._transaction import Pending, Transaction, TransactionRepository
@@ -35,15 +47,21 @@ __all__ = [
     "BackendError",
     "BackendFeatures",
     "BackendUnavailableError",
+    "BelongsTo",
     "Capabilities",
     "CommandStats",
     "Field",
+    "HasMany",
+    "HasOne",
+    "ManyToMany",
     "Model",
     "NotFoundError",
     "Orm",
     "OrmError",
     "Pending",
+    "Plan",
     "QueryError",
+    "Relation",
     "RelationNotLoadedError",
     "Repository",
     "Schema",
@@ -55,7 +73,11 @@ __all__ = [
     "UnsupportedClientError",
     "ValidationError",
     "__version__",
+    "belongs_to",
     "bootstrap_database",
     "create_orm",
     "create_orm_from_runtime",
+    "has_many",
+    "has_one",
+    "many_to_many",
 ]

@@ -11,6 +11,8 @@ from ._backend import Backend
 from ._capabilities import Capabilities
 from ._errors import QueryError
 from ._model import Model
+from ._query import parse_query
+from ._reads import select_ids
 from ._repository import Repository
 from ._runtime import backend_for
 from ._schema import ModelMeta, Schema
@@ -57,15 +59,8 @@ class Orm:
         return sum([await self.repo(m).sweep(batch=batch) for m in models])
 
     async def select_ids(self, meta: ModelMeta, where: Mapping[str, Any]) -> list[str]:
-        """Ids a bulk write targets: ``{"id": x}`` or ``{"id": {"in": [...]}}``."""
-        if not isinstance(where, Mapping) or set(where) != {"id"}:
-            raise QueryError(f"{meta.name}: bulk writes select records by id")
-        value = where["id"]
-        if isinstance(value, Mapping):
-            if set(value) != {"in"} or not isinstance(value["in"], list | tuple):
-                raise QueryError(f"{meta.name}.id: use {{'in': [...]}} to select many ids")
-            return list(dict.fromkeys(meta.id_text(item) for item in value["in"]))
-        return [meta.id_text(value)]
+        """Ids a bulk write targets: every live record ``where`` matches (any find_many where)."""
+        return await select_ids(self.backend, meta, parse_query(meta, where))
 
     async def push_schema(self) -> None:
         """A deliberate no-op: Redis has no schema to push; indexes are kept by each write."""

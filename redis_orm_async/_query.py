@@ -14,7 +14,9 @@ Semantics, identical in every code path:
 - ``gt``/``gte``/``lt``/``lte``/``contains``/``startswith`` never match null;
 - ``not: v`` and ``NOT`` are plain negation, so ``{"age": {"not": 5}}`` matches a null age;
 - ordering puts nulls last ascending and first descending (as PostgreSQL does), and ties are
-  always broken by id ascending, so every order is total and stable.
+  broken by the id in the direction of the last order key (``{"age": "desc"}`` means age
+  descending, then id descending; no order_by means id ascending), so every order is total and
+  stable, and a cursor or an index walk sees one consistent direction.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ LOGICAL: tuple[str, ...] = ("AND", "OR", "NOT")
 RANGE_KINDS: frozenset[str] = frozenset({"int", "float", "decimal", "datetime", "date", "text"})
 ORDER_KINDS: frozenset[str] = RANGE_KINDS | {"bool", "enum"}
 
+OrderBy: TypeAlias = Mapping[str, str] | Sequence[Mapping[str, str]]
+"""``{"age": "desc"}`` or ``[{"age": "desc"}, {"name": "asc"}]``."""
 Row: TypeAlias = Mapping[str, str]
 """A record as stored: field name to stored text, always with ``"id"``; absent means null."""
 
@@ -83,7 +87,7 @@ class OrderKey:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A parsed read: ``order`` always ends with the id tie-break."""
+    """A parsed read: ``order`` always ends with the id (the tie-break, in the last key's direction)."""
 
     where: Predicate = TRUE
     order: tuple[OrderKey, ...] = (OrderKey("id"),)
@@ -310,7 +314,8 @@ def parse_where(meta: ModelMeta, where: Mapping[str, Any] | None) -> Predicate:
 
 
 def parse_order(meta: ModelMeta, order_by: Any) -> tuple[OrderKey, ...]:
-    """``{"age": "desc"}`` or a list of such mappings; the id tie-break is appended."""
+    """``{"age": "desc"}`` or a list of such mappings; the id tie-break is appended, in the
+    direction of the last key."""
     keys: list[OrderKey] = []
     if order_by is None:
         entries: Iterable[Any] = ()
@@ -328,12 +333,13 @@ def parse_order(meta: ModelMeta, order_by: Any) -> tuple[OrderKey, ...]:
             if not col.orderable:
                 raise _error(meta, col.name, "order_by", f"a {col.kind} field cannot be ordered")
             if direction not in ("asc", "desc"):
-                raise _error(meta, col.name, "order_by", f"direction must be 'asc' or 'desc', not {direction!r}")
+                message = f"direction must be 'asc' or 'desc', not {direction!r}"
+                raise _error(meta, col.name, "order_by", message)
             if any(key.field == col.name for key in keys):
                 raise _error(meta, col.name, "order_by", "field is ordered twice")
             keys.append(OrderKey(col.name, direction == "desc"))
     if not any(key.field == "id" for key in keys):
-        keys.append(OrderKey("id"))
+        keys.append(OrderKey("id", keys[-1].descending if keys else False))
     return tuple(keys)
 
 

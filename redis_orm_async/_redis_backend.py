@@ -49,52 +49,41 @@ def map_redis_error(exc: BaseException, kind: str = KIND) -> OrmError:
     return BackendError(f"{kind} error: {exc!r}", backend_kind=kind, cause=exc)
 
 
-def _raise_first_error(results: list[Any], kind: str = KIND) -> list[Any]:
-    for item in results:
-        if isinstance(item, Exception):
-            raise map_redis_error(item, kind) from item
-    return results
+def server_version(info: Any) -> tuple[int, ...]:
+    """``redis_version`` from an ``INFO server`` reply (6.2 is the baseline)."""
+    for line in str(info).splitlines():
+        if line.startswith("redis_version:"):
+            return tuple(int(p) for p in line.split(":", 1)[1].split(".") if p.isdigit())
+    return ()
 
 
 _NOTHING_TO_WRITE = Exception("nothing to write")
 
 
-class RedisBackend:
-    """Runs ORM commands on a ``redis.asyncio.Redis`` connection pool it does not own."""
+class PackedExchange:
+    """The wire work both redis-py adapters share, on one connection the subclass leases.
 
-    def __init__(self, client: aioredis.Redis, *, owns_client: bool = False) -> None:
-        self._client = client
-        self._pool = client.connection_pool
-        limit = getattr(self._pool, "max_connections", None)
-        # Wait for a pooled connection instead of failing with "Too many connections" when more
-        # tasks write at once than the caller's pool allows.
-        self._slots = anyio.Semaphore(limit if isinstance(limit, int) and 0 < limit < 2**31 else 2**16)
-        self._owns_client = owns_client
-        self._script_shas: dict[str, str] = {}
-        self.stats = CommandStats()
-        self.features = BackendFeatures(kind=KIND, optimistic_guard="watch")
+    A batch is packed and written at once, then every reply is read: one round trip. A
+    transaction is MULTI, the commands and EXEC in one such batch, and a guarded write is a WATCH
+    with its reads in one round trip and the MULTI/EXEC in another, on the same connection.
+    """
 
-    async def detect(self) -> None:
-        """Check the connection and record the server version (6.2 is the baseline)."""
-        info = await self.execute(("INFO", "server"))
-        version: tuple[int, ...] = ()
-        for line in str(info).splitlines():
-            if line.startswith("redis_version:"):
-                version = tuple(int(p) for p in line.split(":", 1)[1].split(".") if p.isdigit())
-        self.features = BackendFeatures(kind=KIND, optimistic_guard="watch", server_version=version)
+    kind: str = KIND
+    stats: CommandStats
+    _script_shas: dict[str, str]
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AbstractConnection]:
-        async with self._slots:
-            try:
-                connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-            except Exception as exc:
-                raise map_redis_error(exc) from exc
-            async with self._lease(connection):
-                yield connection
+    def _error(self, exc: BaseException) -> OrmError:
+        return map_redis_error(exc, self.kind)
+
+    def _raise_first(self, results: list[Any]) -> list[Any]:
+        for item in results:
+            if isinstance(item, Exception):
+                raise self._error(item) from item
+        return results
 
     @asynccontextmanager
     async def _lease(self, connection: AbstractConnection) -> AsyncIterator[None]:
+        """Map a failed exchange's error; the caller releases the connection afterwards."""
         try:
             yield
         except OrmError:
@@ -104,13 +93,10 @@ class RedisBackend:
             await connection.disconnect()
             if not isinstance(exc, Exception):
                 raise
-            raise map_redis_error(exc) from exc
-        finally:
-            await self._pool.release(connection)
+            raise self._error(exc) from exc
 
-    async def _exchange(self, connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
-        """Write every command at once and read every reply: one round trip."""
-        self.stats.record(len(commands))
+    async def _round_trip(self, connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
+        """Write every command at once and read every reply; error replies are returned in place."""
         await connection.send_packed_command(connection.pack_commands(commands))
         replies: list[Any] = []
         for command in commands:
@@ -120,24 +106,10 @@ class RedisBackend:
                 replies.append(exc)
         return replies
 
-    async def execute(self, command: Command) -> Any:
-        async with self._connection() as connection:
-            return _raise_first_error(await self._exchange(connection, [command]))[0]
-
-    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
-        if not commands:
-            return []
-        async with self._connection() as connection:
-            return _raise_first_error(await self._exchange(connection, commands))
-
-    async def atomic(self, commands: Sequence[Command]) -> list[Any]:
-        if not commands:
-            return []
-        async with self._connection() as connection:
-            result = await self._transaction(connection, commands)
-        if result is None:
-            raise BackendError("MULTI/EXEC was aborted without WATCH", backend_kind=KIND)
-        return result
+    async def _exchange(self, connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
+        """One counted round trip."""
+        self.stats.record(len(commands))
+        return await self._round_trip(connection, commands)
 
     async def _transaction(
         self, connection: AbstractConnection, commands: Sequence[Command]
@@ -146,30 +118,32 @@ class RedisBackend:
         queued, executed = replies[:-1], replies[-1]
         if isinstance(executed, Exception):
             queue_errors = [r for r in queued if isinstance(r, Exception)]
-            raise map_redis_error(queue_errors[0] if queue_errors else executed) from executed
+            raise self._error(queue_errors[0] if queue_errors else executed) from executed
         if executed is None:
             return None
-        return _raise_first_error(list(executed))
+        return self._raise_first(list(executed))
 
-    async def guarded(
-        self, watch: Sequence[str], reads: Sequence[Command], plan: WritePlan
-    ) -> list[Any] | None:
-        async with self._connection() as connection:
-            head: list[Command] = [("WATCH", *watch)] if watch else []
-            replies = await self._exchange(connection, [*head, *reads])
-            try:
-                writes = plan(_raise_first_error(replies)[len(head) :])
-            except Exception as exc:  # the plan's own error: the connection is still clean
-                refusal: Exception = exc
-            else:
-                if writes:
-                    return await self._transaction(connection, writes)
-                refusal = _NOTHING_TO_WRITE
-            if watch:
-                await self._exchange(connection, [("UNWATCH",)])
-        if refusal is _NOTHING_TO_WRITE:
-            return []
-        raise refusal
+    async def _guard(
+        self, connection: AbstractConnection, watch: Sequence[str], reads: Sequence[Command], plan: WritePlan
+    ) -> list[Any] | Exception | None:
+        """``guarded`` on one connection; the plan's own error is returned, for the caller to raise
+        as it is once the connection is back in the pool."""
+        head: list[Command] = [("WATCH", *watch)] if watch else []
+        replies = await self._exchange(connection, [*head, *reads])
+        try:
+            writes = plan(self._raise_first(replies)[len(head) :])
+        except Exception as exc:  # the plan's own error: the connection is still clean
+            refusal: Exception = exc
+        else:
+            if writes:
+                return await self._transaction(connection, writes)
+            refusal = _NOTHING_TO_WRITE
+        if watch:
+            await self._exchange(connection, [("UNWATCH",)])
+        return [] if refusal is _NOTHING_TO_WRITE else refusal
+
+    async def execute(self, command: Command) -> Any:
+        raise NotImplementedError
 
     async def eval(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         sha = self._script_shas.get(script)
@@ -182,6 +156,68 @@ class RedisBackend:
             if not isinstance(exc.cause, redis_errors.NoScriptError):
                 raise
         return await self.execute(("EVAL", script, len(keys), *keys, *args))
+
+
+class RedisBackend(PackedExchange):
+    """Runs ORM commands on a ``redis.asyncio.Redis`` connection pool it does not own."""
+
+    def __init__(self, client: aioredis.Redis, *, owns_client: bool = False) -> None:
+        self._client = client
+        self._pool = client.connection_pool
+        limit = getattr(self._pool, "max_connections", None)
+        # Wait for a pooled connection instead of failing with "Too many connections" when more
+        # tasks write at once than the caller's pool allows.
+        self._slots = anyio.Semaphore(limit if isinstance(limit, int) and 0 < limit < 2**31 else 2**16)
+        self._owns_client = owns_client
+        self._script_shas = {}
+        self.stats = CommandStats()
+        self.features = BackendFeatures(kind=KIND, optimistic_guard="watch")
+
+    async def detect(self) -> None:
+        """Check the connection and record the server version (6.2 is the baseline)."""
+        version = server_version(await self.execute(("INFO", "server")))
+        self.features = BackendFeatures(kind=KIND, optimistic_guard="watch", server_version=version)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AbstractConnection]:
+        async with self._slots:
+            try:
+                connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            except Exception as exc:
+                raise map_redis_error(exc) from exc
+            try:
+                async with self._lease(connection):
+                    yield connection
+            finally:
+                await self._pool.release(connection)
+
+    async def execute(self, command: Command) -> Any:
+        async with self._connection() as connection:
+            return self._raise_first(await self._exchange(connection, [command]))[0]
+
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        if not commands:
+            return []
+        async with self._connection() as connection:
+            return self._raise_first(await self._exchange(connection, commands))
+
+    async def atomic(self, commands: Sequence[Command]) -> list[Any]:
+        if not commands:
+            return []
+        async with self._connection() as connection:
+            result = await self._transaction(connection, commands)
+        if result is None:
+            raise BackendError("MULTI/EXEC was aborted without WATCH", backend_kind=KIND)
+        return result
+
+    async def guarded(
+        self, watch: Sequence[str], reads: Sequence[Command], plan: WritePlan
+    ) -> list[Any] | None:
+        async with self._connection() as connection:
+            outcome = await self._guard(connection, watch, reads, plan)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     async def ping(self) -> None:
         await self.execute(("PING",))

@@ -12,6 +12,10 @@ from ._counters import apply_counters, counter_eligible
 from ._errors import NotFoundError, QueryError, ValidationError
 from ._expiry import sweep_due
 from ._model import Model
+from ._planner import Plan, build_plan
+from ._query import OrderBy, parse_query
+from ._reads import count_rows, fetch_rows
+from ._relations import ALL, find_selected, materialize, parse_selection, selection_fields
 from ._schema import ModelMeta
 from ._writes import (
     UNSET,
@@ -118,15 +122,28 @@ class Repository(Generic[M]):
             await self._engine.run(ops[start : start + CREATE_CHUNK])
         return [op.result for op in ops]
 
-    async def find_unique(self, where: Mapping[str, Any]) -> M | None:
-        """The record with this id or unique value, or None."""
+    async def find_unique(
+        self,
+        where: Mapping[str, Any],
+        *,
+        select: Mapping[str, Any] | None = None,
+        include: Mapping[str, Any] | None = None,
+    ) -> M | None:
+        """The record with this id or unique value, or None; ``select``/``include`` as find_many."""
         locator = unique_locator(self.meta, where)
+        selection = parse_selection(self._orm.schema, self.meta, select, include)
         id_text = locator.id_text
         if id_text is None:
             assert locator.claim is not None
             id_text = await self._backend.execute(("GET", locator.claim))
             if id_text is None:
                 return None
+        if selection is not ALL:
+            fields = selection_fields(self.meta, selection)
+            rows = list((await fetch_rows(self._backend, self.meta, [id_text], fields)).values())
+            found = await materialize(self._backend, self._orm.schema, self.meta, rows, selection)
+            selected: M | None = found[0] if found else None  # type: ignore[assignment]
+            return selected
         stored = await self._backend.execute(("HGETALL", self.meta.keys.record(id_text)))
         if not stored:
             return None
@@ -232,10 +249,63 @@ class Repository(Generic[M]):
             deleted += sum(op.result is not None for op in ops)
         return deleted
 
-    async def count(self) -> int:
-        """Exact number of live records, expired ones excluded even before the sweep."""
+    async def count(self, where: Mapping[str, Any] | None = None) -> int:
+        """Exact number of live records (matching ``where``), expired ones excluded even before
+        the sweep; an exact where is counted from the indexes in one round trip."""
+        if where is not None:
+            return await count_rows(self._backend, self.meta, parse_query(self.meta, where))
         keys = self.meta.keys
         return int(await self._backend.eval(COUNT_SCRIPT, [keys.ids(), keys.expiry()], []))
+
+    # Queries (issue 3): find_many, find_first and explain; see _query.py for the semantics.
+
+    async def find_many(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        order_by: OrderBy | None = None,
+        take: int | None = None,
+        skip: int = 0,
+        cursor: Any = None,
+        select: Mapping[str, Any] | None = None,
+        include: Mapping[str, Any] | None = None,
+    ) -> list[M]:
+        """Records matching ``where`` in ``order_by`` order (ties by id), paged by ``skip``/``take``
+        or after the ``cursor`` id; ``select`` reads only some fields, both load relations."""
+        query = parse_query(self.meta, where, order_by, take, skip, cursor)
+        selection = parse_selection(self._orm.schema, self.meta, select, include)
+        found = await find_selected(self._backend, self._orm.schema, self.meta, query, selection)
+        return found  # type: ignore[return-value]
+
+    async def find_first(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        order_by: OrderBy | None = None,
+        skip: int = 0,
+        cursor: Any = None,
+        select: Mapping[str, Any] | None = None,
+        include: Mapping[str, Any] | None = None,
+    ) -> M | None:
+        """The first record ``find_many`` would return, or None."""
+        found = await self.find_many(
+            where=where, order_by=order_by, take=1, skip=skip, cursor=cursor, select=select, include=include
+        )
+        return found[0] if found else None
+
+    def explain(
+        self,
+        *,
+        where: Mapping[str, Any] | None = None,
+        order_by: OrderBy | None = None,
+        take: int | None = None,
+        skip: int = 0,
+        cursor: Any = None,
+        count: bool = False,
+    ) -> Plan:
+        """How a find_many (or a count) would run: which indexes, whether it scans; no I/O."""
+        query = parse_query(self.meta, where, order_by, take, skip, cursor)
+        return build_plan(self.meta, query, "count" if count else "find")
 
     # Expiry: sessions, tokens and rate-limit buckets.
 

@@ -8,7 +8,8 @@ from ._backend import Backend
 from ._errors import UnsupportedClientError
 
 ACCEPTED = (
-    "redis.asyncio.Redis or upstash_redis.asyncio.Redis (or an adapter implementing redis_orm_async.Backend)"
+    "redis.asyncio.Redis or upstash_redis.asyncio.Redis (or redis.asyncio.RedisCluster, or an adapter "
+    "implementing redis_orm_async.Backend)"
 )
 
 
@@ -27,11 +28,9 @@ def backend_for(client: Any) -> Backend:
 
             return RedisBackend(client)
         if name == "RedisCluster":
-            raise UnsupportedClientError(
-                "redis.asyncio.RedisCluster is not supported yet: every key of a model already "
-                "shares one hash tag, but the cluster adapter has not landed; pass "
-                "redis.asyncio.Redis for a single server"
-            )
+            from ._cluster_backend import ClusterBackend
+
+            return ClusterBackend(client)
     if module.startswith("upstash_redis.asyncio") and name == "Redis":
         from ._upstash_backend import UpstashBackend  # type: ignore[import-not-found,unused-ignore]
 

@@ -249,6 +249,9 @@ class Schema:
                 )
             prefixes[meta.keys.prefix] = model.__name__
             self._metas[model] = meta
+        from ._relations import resolve_relations  # imported here: relations import the read path
+
+        self._metas = resolve_relations(self._metas)
         self._by_name = {meta.name: meta for meta in self._metas.values()}
 
     def meta(self, model: type[Model]) -> ModelMeta:

@@ -140,6 +140,8 @@ Writes run with ``pcall`` so that, as in MULTI/EXEC, one failing command does no
 others; the first error is reported. Answers ``{0}`` (conflict), ``{1, replies...}`` or
 ``{2, index, error}``."""
 
+MAX_SCRIPT_ARGS = 7000
+"""Lua's ``unpack`` stops near 8000 values, so no command inside the guard script may be longer."""
 _SKIPPED_READS = frozenset({"TIME"})
 _MAP_READS = frozenset({"HGETALL"})
 _UNORDERED_READS = frozenset({"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS"})
@@ -157,6 +159,13 @@ def arg_text(value: Any) -> str:
         )
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise BackendError(
+                "upstash cannot send binary data: its REST API carries UTF-8 text only", backend_kind=KIND
+            ) from None
     if isinstance(value, float):
         if math.isnan(value):
             raise BackendError("upstash cannot send NaN as an argument", backend_kind=KIND)
@@ -198,25 +207,47 @@ def expect(value: Any, out: list[str], mode: str = "v") -> None:
         raise BackendError(f"guard cannot compare a {type(value).__name__} reply", backend_kind=KIND)
 
 
+def _split_reads(reads: Sequence[Command], replies: Sequence[Any]) -> list[tuple[Command, Any]]:
+    """Cut an MGET too long for Lua's ``unpack`` into pieces, each with its slice of the reply."""
+    pairs: list[tuple[Command, Any]] = []
+    for read, reply in zip(reads, replies, strict=True):
+        if arg_text(read[0]).upper() == "MGET" and isinstance(reply, list) and len(read) > MAX_SCRIPT_ARGS:
+            keys = read[1:]
+            for start in range(0, len(keys), MAX_SCRIPT_ARGS - 1):
+                stop = start + MAX_SCRIPT_ARGS - 1
+                pairs.append((("MGET", *keys[start:stop]), reply[start:stop]))
+        else:
+            pairs.append((read, reply))
+    return pairs
+
+
+def _command_args(command: Command) -> list[str]:
+    args = wire(command)
+    if len(args) > MAX_SCRIPT_ARGS:
+        raise BackendError(
+            f"upstash: a {args[0].upper()} of {len(args)} arguments is too long for the guard "
+            f"script (at most {MAX_SCRIPT_ARGS}); write fewer records or fields at once",
+            backend_kind=KIND,
+        )
+    return [str(len(args)), *args]
+
+
 def guard_args(reads: Sequence[Command], replies: Sequence[Any], writes: Sequence[Command]) -> list[str]:
     """ARGV of ``GUARD_SCRIPT``: the reads with the replies they gave, then the writes."""
-    out = [str(len(reads))]
-    for read, reply in zip(reads, replies, strict=True):
+    pairs = _split_reads(reads, replies)
+    out = [str(len(pairs))]
+    for read, reply in pairs:
         name = arg_text(read[0]).upper()
         if name in _SKIPPED_READS:
             out.append("x")
             continue
         mode = "m" if name in _MAP_READS else "u" if name in _UNORDERED_READS else "v"
         out.append(mode)
-        args = wire(read)
-        out.append(str(len(args)))
-        out.extend(args)
+        out.extend(_command_args(read))
         expect(reply, out, mode)
     out.append(str(len(writes)))
     for write in writes:
-        args = wire(write)
-        out.append(str(len(args)))
-        out.extend(args)
+        out.extend(_command_args(write))
     return out
 
 
@@ -230,14 +261,33 @@ def _scrub(text: str, secret: str) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+def _scrubbed_cause(exc: BaseException, secret: str) -> BaseException:
+    """The original error, or a copy of it without the token if its message ever held it."""
+    if not secret or secret not in str(exc):
+        return exc
+    try:
+        return type(exc)(_scrub(str(exc), secret))
+    except Exception:
+        return Exception(f"{type(exc).__name__}: {_scrub(str(exc), secret)}")
+
+
 def map_upstash_error(exc: BaseException, secret: str = "") -> OrmError:
-    """Convert an upstash-redis, httpx or JSON error into the ORM's hierarchy, without the token."""
+    """Convert an upstash-redis, httpx or JSON error into the ORM's hierarchy, without the token.
+
+    The result's ``cause`` is what to chain with ``raise ... from``: the original error, unless
+    its message held the token.
+    """
     if isinstance(exc, OrmError):
         return exc
+    exc = _scrubbed_cause(exc, secret)
     if isinstance(exc, UpstashError):
         text = _scrub(str(exc), secret)
         if text.startswith(_AUTH_REPLIES):
-            return AuthenticationError("upstash refused the token", backend_kind=KIND, cause=exc)
+            return AuthenticationError(
+                f"upstash refused the token ({text.split(' ', 1)[0]}); check the REST URL and token",
+                backend_kind=KIND,
+                cause=exc,
+            )
         if text.startswith(_UNAVAILABLE_REPLIES):
             return BackendUnavailableError(f"upstash is unavailable: {text}", backend_kind=KIND, cause=exc)
         return BackendError(f"upstash error: {text}", backend_kind=KIND, cause=exc)
@@ -260,6 +310,12 @@ def map_upstash_error(exc: BaseException, secret: str = "") -> OrmError:
             backend_kind=KIND,
             cause=exc,
         )
+    if isinstance(exc, UnicodeEncodeError):
+        return BackendError(
+            "upstash cannot send text that is not valid UTF-8 (a lone surrogate)",
+            backend_kind=KIND,
+            cause=exc,
+        )
     if isinstance(exc, TypeError | ValueError):
         return BackendError(
             f"upstash could not send the command: {_scrub(str(exc), secret)}", backend_kind=KIND, cause=exc
@@ -276,6 +332,9 @@ def map_upstash_error(exc: BaseException, secret: str = "") -> OrmError:
 
 class UpstashBackend:
     """Runs ORM commands over an ``upstash_redis.asyncio.Redis`` it does not own.
+
+    Build the client with ``rest_retries=0``: its retry sleeps 3 s and can run a write twice,
+    while the ORM retries write conflicts itself and reports failures as retryable errors.
 
     ``timeout`` (seconds) bounds each HTTP request, since the client itself waits forever; a
     request that runs out is ``BackendUnavailableError``, and like any timed-out write it may or
@@ -312,7 +371,8 @@ class UpstashBackend:
         except OrmError:
             raise
         except Exception as exc:
-            raise self._map(exc) from exc
+            error = self._map(exc)
+            raise error from error.cause
 
     async def execute(self, command: Command) -> Any:
         body = wire(command)
@@ -333,7 +393,10 @@ class UpstashBackend:
                 raise await self._explain_refusal(exc) from exc.cause
             raise
         if not isinstance(replies, list) or len(replies) != len(commands):
-            raise BackendError(f"upstash answered {len(commands)} commands with {replies!r}", backend_kind=KIND)
+            got = len(replies) if isinstance(replies, list) else type(replies).__name__
+            raise BackendError(
+                f"upstash answered {len(commands)} commands with {got} replies", backend_kind=KIND
+            )
         return [normalize(reply) for reply in replies]
 
     async def _explain_refusal(self, refusal: BackendError) -> BackendError:
@@ -373,7 +436,9 @@ class UpstashBackend:
             return None
         if outcome[0] == 2:
             index, message = outcome[1], _scrub(str(outcome[2]), self._secret)
-            raise BackendError(f"upstash error in write {index} of {len(writes)}: {message}", backend_kind=KIND)
+            raise BackendError(
+                f"upstash error in write {index} of {len(writes)}: {message}", backend_kind=KIND
+            )
         return list(outcome[1:])
 
     async def eval(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from types import ModuleType
 
-from redis_orm_async.testing import EmbeddedRedis
+from redis_orm_async.testing import EmbeddedRedis, UpstashRestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_BLOCK = re.compile(r"<!-- example: (\S+) -->\n```python\n(.*?)```\n<!-- end example -->", re.S)
@@ -37,3 +37,9 @@ def test_every_documented_example_is_an_excerpt_of_its_file() -> None:
 async def test_quickstart_runs(redis_server: EmbeddedRedis, raw: object) -> None:
     result = await load_example("docs/examples/quickstart.py").main(redis_server.url)
     assert result == {"same": True, "age": 37, "violated": "email", "count": 1}
+
+
+async def test_upstash_example_runs(upstash_server: UpstashRestServer, raw: object) -> None:
+    example = load_example("docs/examples/upstash.py")
+    result = await example.main(upstash_server.url, upstash_server.token)
+    assert result == {"same": True, "age": 37, "violated": "email", "count": 1, "guard": "lua-compare"}

@@ -80,14 +80,16 @@ def test_sync_clients_are_refused_with_the_async_class_to_use() -> None:
         create_orm(SCHEMA, SyncUpstash(url="http://127.0.0.1:9", token="t"))
 
 
-def test_redis_cluster_is_refused_until_its_adapter_lands() -> None:
+def test_redis_cluster_is_accepted_by_its_own_adapter() -> None:
     cluster = aioredis.RedisCluster(host="127.0.0.1", port=9)
-    with pytest.raises(UnsupportedClientError, match="not supported yet"):
-        create_orm(SCHEMA, cluster)
+    orm = create_orm(SCHEMA, cluster)
+    assert orm.capabilities.backend_kind == "redis-cluster" and orm.capabilities.supports_cluster
 
 
 def test_anything_else_is_refused_with_what_is_accepted() -> None:
-    with pytest.raises(UnsupportedClientError, match=r"redis\.asyncio\.Redis or upstash_redis\.asyncio\.Redis"):
+    with pytest.raises(
+        UnsupportedClientError, match=r"redis\.asyncio\.Redis or upstash_redis\.asyncio\.Redis"
+    ):
         create_orm(SCHEMA, object())
 
 

@@ -62,7 +62,9 @@ async def test_sweep_removes_every_index_entry_of_expired_records(make_orm: Make
     orm = make_orm(SCHEMA)
     tokens = orm.repo(Token)
     for n in range(30):
-        await tokens.create(data={"code": f"c{n}", "owner": f"u{n % 3}", "score": n, "label": f"l{n}"}, ttl=SHORT)
+        await tokens.create(
+            data={"code": f"c{n}", "owner": f"u{n % 3}", "score": n, "label": f"l{n}"}, ttl=SHORT
+        )
     keeper = await tokens.create(data={"code": "keep", "owner": "u0"}, ttl=timedelta(seconds=30))
     await wait_past(SHORT)
     assert await tokens.count() == 1
@@ -129,7 +131,9 @@ async def test_touch_slides_the_record_and_its_claims(make_orm: MakeOrm) -> None
         await orm.repo(Counter).touch(where={"id": "x"})
 
 
-async def test_a_stale_claim_of_a_vanished_record_is_taken_over(make_orm: MakeOrm, raw: aioredis.Redis) -> None:
+async def test_a_stale_claim_of_a_vanished_record_is_taken_over(
+    make_orm: MakeOrm, raw: aioredis.Redis
+) -> None:
     orm = make_orm(SCHEMA)
     tokens = orm.repo(Token)
     ghost = await tokens.create(data={"code": "lost", "owner": "u"}, ttl=timedelta(seconds=30))
@@ -153,9 +157,14 @@ async def test_expiry_sweeps_keep_indexes_clean_under_concurrent_writers(make_or
             try:
                 action = rng.random()
                 if action < 0.5:
-                    await tokens.create(data={"code": code, "owner": f"o{rng.randint(0, 3)}", "score": rng.randint(0, 9)}, ttl=ttl)
+                    await tokens.create(
+                        data={"code": code, "owner": f"o{rng.randint(0, 3)}", "score": rng.randint(0, 9)},
+                        ttl=ttl,
+                    )
                 elif action < 0.8:
-                    await tokens.update(where={"code": code}, data={"score": rng.randint(0, 9), "label": code}, ttl=ttl)
+                    await tokens.update(
+                        where={"code": code}, data={"score": rng.randint(0, 9), "label": code}, ttl=ttl
+                    )
                 else:
                     await tokens.delete(where={"code": code})
             except UniqueConstraintError:

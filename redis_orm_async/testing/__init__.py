@@ -3,7 +3,8 @@
 Both are for tests, demos and local development, never for production traffic.
 """
 
+from ._cluster import LocalRedisCluster
 from ._embedded import EmbeddedRedis, find_redis_server, free_port
 from ._upstash_server import UpstashRestServer
 
-__all__ = ["EmbeddedRedis", "UpstashRestServer", "find_redis_server", "free_port"]
+__all__ = ["EmbeddedRedis", "LocalRedisCluster", "UpstashRestServer", "find_redis_server", "free_port"]

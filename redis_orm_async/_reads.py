@@ -1,0 +1,632 @@
+"""The read engine: run a plan against a backend in a constant number of round trips.
+
+A read is one Lua script that turns the plan's index program into ids (or a count), then one
+pipeline that reads the records (``HGETALL``, or ``HMGET`` of only the needed fields). Records
+that vanished between the two steps are skipped, and every record is re-checked against the
+predicate in Python, so an index entry that went stale in between can never leak a wrong row.
+When a page read in Redis loses a row that way, it is read again (a bounded number of times) so
+that the page stays full.
+
+Expired records whose index entries still wait for the sweep are left out inside the script by
+the same rule the exact ``count`` uses: an id in the expiry ZSET with a score before now.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from ._backend import Backend, Command, pairs_to_dict
+from ._errors import NotFoundError
+from ._expiry import clean_ids
+from ._planner import AllIds, Plan, ScoreRange, build_plan, compile_program
+from ._query import TRUE, OrderKey, Query, Row, matcher, page, sort_rows
+from ._schema import ModelMeta
+
+FETCH_CHUNK = 10_000
+"""Record reads per pipeline: large enough that a page or a relation level is one round trip."""
+SCAN_BATCH = 500
+"""Ids per batch when no index narrows a query and the id ZSET is walked."""
+PAGE_ATTEMPTS = 3
+"""Reads of one page when concurrent writers keep removing rows from it."""
+PAGE_TEMPS = 5
+
+QUERY_SCRIPT = r"""
+local ids_key, exp_key, order_key = KEYS[1], KEYS[2], KEYS[3]
+local mode = ARGV[1]
+local ntemps = tonumber(ARGV[2])
+local last = 3 + tonumber(ARGV[3])
+local TTL_MS = 30000
+local CHUNK = 256
+
+local function made(key)
+  redis.call('PEXPIRE', key, TTL_MS)
+  return key
+end
+local function kind_of(key) return redis.call('TYPE', key)['ok'] end
+local function card(key)
+  local kind = kind_of(key)
+  if kind == 'set' then return redis.call('SCARD', key) end
+  if kind == 'zset' then return redis.call('ZCARD', key) end
+  return 0
+end
+local function cleanup()
+  if ntemps > 0 then
+    local temps = {}
+    for i = #KEYS - ntemps + 1, #KEYS do temps[#temps + 1] = KEYS[i] end
+    redis.call('DEL', unpack(temps))
+  end
+end
+
+local stack = {}
+local pc = 4
+local function nxt() local v = ARGV[pc]; pc = pc + 1; return v end
+local function key_arg() return KEYS[tonumber(nxt())] end
+local function add_ids(dst, members, strip)
+  local batch = {}
+  for _, m in ipairs(members) do
+    local id = m
+    if strip then id = string.sub(m, string.find(m, '\0', 1, true) + 1) end
+    batch[#batch + 1] = 0
+    batch[#batch + 1] = id
+    if #batch >= 2 * CHUNK then redis.call('ZADD', dst, unpack(batch)); batch = {} end
+  end
+  if #batch > 0 then redis.call('ZADD', dst, unpack(batch)) end
+end
+
+while pc <= last do
+  local op = nxt()
+  if op == 'A' then
+    stack[#stack + 1] = ids_key
+  elseif op == 'K' then
+    stack[#stack + 1] = key_arg()
+  elseif op == 'S' or op == 'X' then
+    local src, lo, hi, dst = key_arg(), nxt(), nxt(), key_arg()
+    redis.call('ZRANGESTORE', dst, src, lo, hi, op == 'S' and 'BYSCORE' or 'BYLEX')
+    stack[#stack + 1] = made(dst)
+  elseif op == 'P' then
+    local src, prefix, strip, dst = key_arg(), nxt(), nxt() == '1', key_arg()
+    add_ids(dst, redis.call('ZRANGEBYLEX', src, '[' .. prefix, '(' .. prefix .. '\255'), strip)
+    stack[#stack + 1] = made(dst)
+  elseif op == 'C' then
+    local claim, dst = key_arg(), key_arg()
+    local holder = redis.call('GET', claim)
+    if holder and redis.call('ZSCORE', ids_key, holder) then redis.call('ZADD', dst, 0, holder) end
+    stack[#stack + 1] = made(dst)
+  elseif op == 'I' or op == 'U' then
+    local n, dst = tonumber(nxt()), key_arg()
+    local args = {dst, n}
+    for i = #stack - n + 1, #stack do args[#args + 1] = stack[i] end
+    args[#args + 1] = 'WEIGHTS'
+    for _ = 1, n do stack[#stack] = nil; args[#args + 1] = 0 end
+    redis.call(op == 'I' and 'ZINTERSTORE' or 'ZUNIONSTORE', unpack(args))
+    stack[#stack + 1] = made(dst)
+  elseif op == 'D' then
+    local dst = key_arg()
+    local right = table.remove(stack)
+    local left = table.remove(stack)
+    redis.call('ZDIFFSTORE', dst, 2, left, right)
+    stack[#stack + 1] = made(dst)
+  else
+    cleanup()
+    return redis.error_reply('ERR unknown query program op ' .. tostring(op))
+  end
+end
+
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local expired_list = redis.call('ZRANGEBYSCORE', exp_key, '-inf', '(' .. now_ms)
+local expired = {}
+for _, id in ipairs(expired_list) do expired[id] = true end
+
+if mode == 'count' then
+  local result = stack[#stack]
+  local kind = kind_of(result)
+  local n = card(result)
+  for _, id in ipairs(expired_list) do
+    if n == 0 then break end
+    if kind == 'set' and redis.call('SISMEMBER', result, id) == 1 then n = n - 1 end
+    if kind == 'zset' and redis.call('ZSCORE', result, id) then n = n - 1 end
+  end
+  cleanup()
+  return n
+end
+
+if mode == 'ids' then
+  local result = stack[#stack]
+  local kind = kind_of(result)
+  local members = {}
+  if kind == 'set' then members = redis.call('SMEMBERS', result) end
+  if kind == 'zset' then members = redis.call('ZRANGE', result, 0, -1) end
+  local out = {}
+  for _, id in ipairs(members) do
+    if not expired[id] then out[#out + 1] = id end
+  end
+  cleanup()
+  return out
+end
+
+-- mode 'page': walk the ordered segments and return {lead, ids}
+local order_kind = ARGV[pc]
+local desc = ARGV[pc + 1] == '1'
+local multi = ARGV[pc + 2] == '1'
+local skip = tonumber(ARGV[pc + 3])
+local take = tonumber(ARGV[pc + 4])
+local cursor = ARGV[pc + 5]
+local id_int = ARGV[pc + 6] == '1'
+local filtered = ARGV[pc + 7] == '1'
+local low, high = ARGV[pc + 8], ARGV[pc + 9]
+local injective = ARGV[pc + 10]
+local function exact_at(score)
+  if injective == 'always' then return true end
+  return injective == 'below53' and math.abs(tonumber(score)) < 9007199254740992
+end
+local pt = {KEYS[#KEYS - 4], KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]}
+
+local filter = nil
+if filtered then
+  filter = stack[#stack]
+  if filter ~= ids_key and kind_of(filter) == 'zset' then
+    -- zero the scores so that the WEIGHTS below never meet an infinity
+    redis.call('ZINTERSTORE', pt[1], 1, filter, 'WEIGHTS', 0)
+    filter = made(pt[1])
+  end
+end
+local function restrict(src, dst)
+  if not filter then return src end
+  redis.call('ZINTERSTORE', dst, 2, src, filter, 'WEIGHTS', 1, 0)
+  return made(dst)
+end
+
+-- a where that is one score range of the ordering ZSET walks that ZSET's rank window directly
+local function window(key, rev)
+  local base, n
+  if rev then
+    if high == '+inf' then base = 0
+    elseif string.sub(high, 1, 1) == '(' then base = redis.call('ZCOUNT', key, string.sub(high, 2), '+inf')
+    else base = redis.call('ZCOUNT', key, '(' .. high, '+inf') end
+  else
+    if low == '-inf' then base = 0
+    elseif string.sub(low, 1, 1) == '(' then base = redis.call('ZCOUNT', key, '-inf', string.sub(low, 2))
+    else base = redis.call('ZCOUNT', key, '-inf', '(' .. low) end
+  end
+  n = redis.call('ZCOUNT', key, low, high)
+  return base, n
+end
+
+local segs
+if low ~= '' then
+  local key = order_kind == 'id' and ids_key or order_key
+  local base, n = window(key, desc)
+  segs = {{key = key, rev = desc, tied = order_kind ~= 'id', base = base, n = n}}
+elseif order_kind == 'id' then
+  segs = {{key = restrict(ids_key, pt[2]), rev = desc, tied = false}}
+else
+  local zpart = restrict(order_key, pt[2])
+  local nulls = {lazy = true, rev = desc, tied = multi, const = true}
+  local values = {key = zpart, rev = desc, tied = true}
+  function nulls.build()
+    if not filter and redis.call('ZCARD', ids_key) == redis.call('ZCARD', order_key) then return nil end
+    redis.call('ZDIFFSTORE', pt[4], 2, restrict(ids_key, pt[3]), zpart)
+    return made(pt[4])
+  end
+  if desc then segs = {nulls, values} else segs = {values, nulls} end
+end
+local function ready(seg)
+  if seg.lazy then seg.lazy = false; seg.key = seg.build() end
+  if seg.key and not seg.n then seg.base = 0; seg.n = redis.call('ZCARD', seg.key) end
+  return seg.key
+end
+local function range(seg, a, b)
+  if b >= seg.n then b = seg.n - 1 end
+  if seg.rev then return redis.call('ZREVRANGE', seg.key, seg.base + a, seg.base + b, 'WITHSCORES') end
+  return redis.call('ZRANGE', seg.key, seg.base + a, seg.base + b, 'WITHSCORES')
+end
+local function rank_of(seg, count)
+  local rank = count - seg.base
+  if rank < 0 then return 0 end
+  if rank > seg.n then return seg.n end
+  return rank
+end
+local function clean(key)
+  for _, id in ipairs(expired_list) do
+    if redis.call('ZSCORE', key, id) then return false end
+  end
+  return true
+end
+
+local out, lead, matched = {}, 0, 0
+local grp, grp_id, last_id = {}, nil, nil
+local started, done = false, false
+local limit = -1
+local start_seg, start_rank = 1, 0
+
+if cursor ~= '' then
+  local cscore = redis.call('ZSCORE', ids_key, cursor)
+  if not cscore then cleanup(); return {-1, {}} end
+  local function id_rank(key, rev)
+    if id_int then
+      if rev then return redis.call('ZCOUNT', key, cscore, '+inf') end
+      return redis.call('ZCOUNT', key, '-inf', cscore)
+    end
+    if rev then return redis.call('ZLEXCOUNT', key, '[' .. cursor, '+') end
+    return redis.call('ZLEXCOUNT', key, '-', '[' .. cursor)
+  end
+  local extra = 0
+  if order_kind == 'id' then
+    ready(segs[1])
+    start_rank = rank_of(segs[1], id_rank(segs[1].key, desc))
+  else
+    local zs = redis.call('ZSCORE', order_key, cursor)
+    local zi = (desc and #segs == 2) and 2 or 1
+    if zs then
+      start_seg = zi
+      local seg = segs[zi]
+      ready(seg)
+      local before
+      if desc then before = redis.call('ZCOUNT', seg.key, '(' .. zs, '+inf')
+      else before = redis.call('ZCOUNT', seg.key, '-inf', '(' .. zs) end
+      if exact_at(zs) then
+        -- one score, one value: start right after the cursor within its score
+        redis.call('ZRANGESTORE', pt[5], seg.key, zs, zs, 'BYSCORE')
+        made(pt[5])
+        if desc then before = before + redis.call('ZLEXCOUNT', pt[5], '[' .. cursor, '+')
+        else before = before + redis.call('ZLEXCOUNT', pt[5], '-', '[' .. cursor) end
+      else
+        extra = redis.call('ZCOUNT', seg.key, zs, zs)
+      end
+      start_rank = rank_of(seg, before)
+    elseif #segs == 1 then
+      start_seg = desc and 1 or 2
+    else
+      start_seg = desc and 1 or 2
+      local nseg = segs[start_seg]
+      if ready(nseg) and multi then extra = nseg.n
+      elseif nseg.key then start_rank = id_rank(nseg.key, desc) end
+    end
+  end
+  if take >= 0 then limit = skip + take + extra end
+  skip = 0
+elseif take >= 0 then
+  limit = skip + take
+end
+
+local function visit(si, seg, m, sc)
+  if expired[m] then return end
+  local gid = nil
+  if seg.const then
+    if seg.tied then gid = si .. ':' end
+  elseif seg.tied and not exact_at(sc) then
+    gid = si .. ':' .. sc
+  end
+  if matched < skip then
+    if gid then
+      if gid ~= grp_id then grp = {}; grp_id = gid end
+      grp[#grp + 1] = m
+    end
+    matched = matched + 1
+  elseif limit < 0 or matched < limit then
+    if not started then
+      started = true
+      if gid and gid == grp_id then
+        for _, x in ipairs(grp) do out[#out + 1] = x end
+        lead = #grp
+      end
+    end
+    out[#out + 1] = m
+    last_id = gid
+    matched = matched + 1
+  elseif gid and gid == last_id then
+    out[#out + 1] = m
+  else
+    done = true
+  end
+end
+
+local function jump(seg)
+  local want = skip - matched
+  if want <= 0 or not clean(seg.key) then return 0 end
+  local n = seg.n
+  if want >= n then
+    matched = matched + n
+    grp, grp_id = {}, nil
+    return n
+  end
+  if not seg.tied then
+    matched = matched + want
+    return want
+  end
+  if seg.const then return 0 end
+  local sc = range(seg, want, want)[2]
+  if exact_at(sc) then
+    matched = matched + want
+    return want
+  end
+  local before
+  if seg.rev then before = rank_of(seg, redis.call('ZCOUNT', seg.key, '(' .. sc, '+inf'))
+  else before = rank_of(seg, redis.call('ZCOUNT', seg.key, '-inf', '(' .. sc)) end
+  matched = matched + before
+  return before
+end
+
+for si = start_seg, #segs do
+  local seg = segs[si]
+  if ready(seg) then
+    local rank = 0
+    if cursor ~= '' then
+      if si == start_seg then rank = start_rank end
+    else
+      rank = jump(seg)
+    end
+    local n = seg.n
+    while not done and rank < n do
+      local chunk = range(seg, rank, rank + CHUNK - 1)
+      if #chunk == 0 then break end
+      for j = 1, #chunk, 2 do
+        visit(si, seg, chunk[j], chunk[j + 1])
+        if done then break end
+      end
+      rank = rank + CHUNK
+    end
+  end
+  if started and limit >= 0 and matched >= limit then done = true end
+  if done then break end
+end
+cleanup()
+return {lead, out}
+"""
+"""One script for every indexed read. The program (postfix, in ARGV) builds the candidate set in
+temporary keys; ``page`` mode then walks the ordered ZSET (the id ZSET or the order field's range
+ZSET, intersected with the candidates, nulls in their own segment) and returns the page plus every
+member tied in score with its first and last rows, and ``lead``: how many of the returned ids
+precede the page. Python sorts those few rows exactly and slices, so ties, doubles that cannot
+hold an int or a Decimal exactly, and the id tie-break are all ordered exactly."""
+
+
+def _record_command(meta: ModelMeta, id_text: str, fields: Collection[str] | None) -> Command:
+    key = meta.keys.record(id_text)
+    if fields is None:
+        return ("HGETALL", key)
+    return ("HMGET", key, "id", *fields)
+
+
+def _row(id_text: str, reply: Any, fields: Collection[str] | None) -> dict[str, str] | None:
+    if fields is None:
+        return pairs_to_dict(reply) if reply else None
+    if not reply or reply[0] is None:
+        return None
+    row = {"id": id_text}
+    for name, text in zip(fields, reply[1:], strict=True):
+        if text is not None:
+            row[name] = text
+    return row
+
+
+def read_fields(fields: Collection[str] | None) -> tuple[str, ...] | None:
+    """Field names for ``HMGET`` (sorted, without the id), or None for ``HGETALL``."""
+    return None if fields is None else tuple(sorted(set(fields) - {"id"}))
+
+
+async def fetch_rows(
+    backend: Backend, meta: ModelMeta, ids: Sequence[str], fields: Collection[str] | None
+) -> dict[str, dict[str, str]]:
+    """The stored rows of these ids that still exist, one pipeline per 10,000 ids."""
+    wanted = read_fields(fields)
+    unique = list(dict.fromkeys(ids))
+    rows: dict[str, dict[str, str]] = {}
+    for start in range(0, len(unique), FETCH_CHUNK):
+        chunk = unique[start : start + FETCH_CHUNK]
+        replies = await backend.pipeline([_record_command(meta, i, wanted) for i in chunk])
+        for id_text, reply in zip(chunk, replies, strict=True):
+            row = _row(id_text, reply, wanted)
+            if row is not None:
+                rows[id_text] = row
+    return rows
+
+
+def _temporary(meta: ModelMeta) -> Any:
+    nonce = secrets.token_hex(6)
+    return lambda n: meta.keys.temporary(f"q{nonce}:{n}")
+
+
+async def _run_script(
+    backend: Backend, meta: ModelMeta, plan: Plan, mode: str, page_args: Sequence[str | int] = ()
+) -> Any:
+    order_key = plan.order_index or meta.keys.ids()
+    program = compile_program(meta, plan.source, order_key)
+    extra = PAGE_TEMPS if mode == "page" else 0
+    keys, tokens = program.finish(_temporary(meta), extra)
+    args = [mode, program.temps + extra, len(tokens), *tokens, *page_args]
+    return await backend.eval(QUERY_SCRIPT, keys, args)
+
+
+async def _page_ids(backend: Backend, meta: ModelMeta, plan: Plan) -> tuple[int, list[str]]:
+    first = plan.order[0]
+    source = plan.source
+    bounded = isinstance(source, ScoreRange) and source.key == plan.order_index
+    multi = plan.order[1:] != (OrderKey("id", first.descending),)
+    page_args: list[str | int] = [
+        "id" if first.field == "id" else "field",
+        "1" if first.descending else "0",
+        "1" if multi else "0",
+        plan.skip,
+        -1 if plan.take is None else plan.take,
+        plan.cursor or "",
+        "1" if meta.id_kind == "manual_int" else "0",
+        "0" if isinstance(source, AllIds) or bounded else "1",
+        *((source.low, source.high) if isinstance(source, ScoreRange) and bounded else ("", "")),
+        "never" if multi or meta.id_kind == "manual_int" else _injective(meta, first.field),
+    ]
+    lead, ids = await _run_script(backend, meta, plan, "page", page_args)
+    return int(lead), list(ids)
+
+
+def _injective(meta: ModelMeta, name: str) -> str:
+    """Where one score means one sort value, a range ZSET's member order within a score (the id,
+    for string ids) is already the exact order, and the page needs no tie completion."""
+    if name == "id":
+        return "never"
+    kind = meta.fields[name].codec.kind
+    if kind in ("float", "date"):
+        return "always"
+    return "below53" if kind in ("int", "datetime") else "never"
+
+
+def _missing_cursor(meta: ModelMeta, cursor: str) -> NotFoundError:
+    return NotFoundError(
+        f"{meta.name}: the cursor record {cursor!r} does not exist",
+        meta={"model": meta.name, "cursor": cursor},
+    )
+
+
+async def _paged(
+    backend: Backend, meta: ModelMeta, plan: Plan, query: Query, fields: Collection[str] | None
+) -> list[Row]:
+    test = matcher(meta, query.where)
+    for attempt in range(1, PAGE_ATTEMPTS + 1):
+        lead, ids = await _page_ids(backend, meta, plan)
+        if lead < 0:
+            raise _missing_cursor(meta, query.cursor or "")
+        wanted = [*ids, query.cursor] if query.cursor is not None else ids
+        rows = await fetch_rows(backend, meta, wanted, fields)
+        present = [rows[i] for i in ids if i in rows]
+        good = [row for row in present if test(row)]
+        cursor_row = None if query.cursor is None else rows.get(query.cursor)
+        lost = len(good) < len(ids) or (query.cursor is not None and cursor_row is None)
+        if lost and attempt < PAGE_ATTEMPTS:
+            continue
+        if query.cursor is not None:
+            if cursor_row is None:
+                raise _missing_cursor(meta, query.cursor)
+            return page(meta, good, Query(TRUE, query.order, query.take, query.skip), cursor_row)
+        ordered = sort_rows(meta, good, query.order)
+        return ordered[lead : None if query.take is None else lead + query.take]
+    raise AssertionError("unreachable")
+
+
+async def _candidate_ids(backend: Backend, meta: ModelMeta, plan: Plan) -> list[str]:
+    return list(await _run_script(backend, meta, plan, "ids"))
+
+
+async def _scan(
+    backend: Backend,
+    meta: ModelMeta,
+    query: Query,
+    fields: Collection[str] | None,
+    stop_after: int | None = None,
+    descending: bool = False,
+) -> list[dict[str, str]]:
+    """Walk the id ZSET in batches; each batch's reads carry the next batch's id lookup."""
+    test = matcher(meta, query.where)
+    wanted = read_fields(fields)
+    ids_key = meta.keys.ids()
+    int_ids = meta.id_kind == "manual_int"
+
+    def next_batch(after: str | None) -> Command:
+        if int_ids:
+            bound = "(" + after if after is not None else ("+inf" if descending else "-inf")
+            if descending:
+                return ("ZREVRANGEBYSCORE", ids_key, bound, "-inf", "LIMIT", 0, SCAN_BATCH)
+            return ("ZRANGEBYSCORE", ids_key, bound, "+inf", "LIMIT", 0, SCAN_BATCH)
+        lex = "(" + after if after is not None else ("+" if descending else "-")
+        if descending:
+            return ("ZREVRANGEBYLEX", ids_key, lex, "-", "LIMIT", 0, SCAN_BATCH)
+        return ("ZRANGEBYLEX", ids_key, lex, "+", "LIMIT", 0, SCAN_BATCH)
+
+    matched: list[dict[str, str]] = []
+    vanished: list[str] = []
+    batch: list[str] = list(await backend.execute(next_batch(None)))
+    while batch:
+        commands = [_record_command(meta, i, wanted) for i in batch]
+        full = len(batch) == SCAN_BATCH
+        if full:
+            commands.append(next_batch(batch[-1]))
+        replies = await backend.pipeline(commands)
+        for id_text, reply in zip(batch, replies, strict=False):
+            row = _row(id_text, reply, wanted)
+            if row is None:
+                vanished.append(id_text)
+            elif test(row):
+                matched.append(row)
+        if stop_after is not None and len(matched) >= stop_after:
+            break
+        batch = list(replies[-1]) if full else []
+    await forget(backend, meta, vanished)
+    return matched
+
+
+async def forget(backend: Backend, meta: ModelMeta, vanished: Sequence[str]) -> None:
+    """Lazy cleanup: ids an index still held but whose records expired lose their entries now."""
+    if vanished:
+        await clean_ids(backend, meta, vanished)
+
+
+async def read_rows(
+    backend: Backend, meta: ModelMeta, query: Query, fields: Collection[str] | None = None
+) -> list[Row]:
+    """The rows ``find_many`` returns, in order; ``fields`` None reads whole records."""
+    plan = build_plan(meta, query)
+    if fields is not None:
+        fields = set(fields) | query.fields
+    if plan.strategy == "empty":
+        return []
+    if plan.strategy == "page":
+        return await _paged(backend, meta, plan, query, fields)
+    cursor_row: Row | None = None
+    rows: list[Row]
+    if plan.strategy == "candidates":
+        ids = await _candidate_ids(backend, meta, plan)
+        if query.cursor is not None:
+            ids.append(query.cursor)
+        fetched = await fetch_rows(backend, meta, ids, fields)
+        if query.cursor is not None:
+            cursor_row = fetched.pop(query.cursor, None)
+        rows = list(fetched.values())
+    else:
+        only_id = len(query.order) == 1 and query.cursor is None and query.take is not None
+        stop = query.skip + query.take if only_id and query.take is not None else None
+        rows = list(await _scan(backend, meta, query, fields, stop, query.order[0].descending))
+        if query.cursor is not None:
+            cursor_row = next((row for row in rows if row["id"] == query.cursor), None)
+            if cursor_row is None:
+                found = await fetch_rows(backend, meta, [query.cursor], fields)
+                cursor_row = found.get(query.cursor)
+    if query.cursor is not None and cursor_row is None:
+        raise _missing_cursor(meta, query.cursor)
+    return page(meta, rows, query, cursor_row)
+
+
+async def count_rows(backend: Backend, meta: ModelMeta, query: Query) -> int:
+    """Exact count of matching live records; indexes count alone when they answer exactly."""
+    plan = build_plan(meta, query, "count")
+    if plan.strategy == "empty":
+        return 0
+    if plan.strategy == "count":
+        return int(await _run_script(backend, meta, plan, "count"))
+    return len(await _matching(backend, meta, plan, query))
+
+
+async def select_ids(backend: Backend, meta: ModelMeta, query: Query) -> list[str]:
+    """Ids of every matching live record, for bulk writes."""
+    plan = build_plan(meta, query, "ids")
+    if plan.strategy == "empty":
+        return []
+    if plan.strategy == "count":
+        return [str(i) for i in await _run_script(backend, meta, plan, "ids")]
+    return [row["id"] for row in await _matching(backend, meta, plan, query)]
+
+
+async def _matching(backend: Backend, meta: ModelMeta, plan: Plan, query: Query) -> list[Row]:
+    fields = query.fields
+    if plan.strategy == "candidates":
+        test = matcher(meta, query.where)
+        rows = await fetch_rows(backend, meta, await _candidate_ids(backend, meta, plan), fields)
+        return [row for row in rows.values() if test(row)]
+    return list(await _scan(backend, meta, query, fields))
+
+
+def plan_for(meta: ModelMeta, query: Query, operation: str = "find") -> Plan:
+    """The plan ``explain`` shows; the same one the read uses."""
+    return build_plan(meta, query, "count" if operation == "count" else "find")
+
