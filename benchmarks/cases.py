@@ -47,7 +47,7 @@ class Case:
     lines: tuple[str, ...] = (ORM, RAW)
     concurrency = 1
     target: Target | None = None
-    ignore = NEW_FIELDS
+    ignore: tuple[str, ...] = NEW_FIELDS
     """Fields left out when the first results of different lines are compared."""
 
     def ops(self, env: Env) -> int:
@@ -193,7 +193,7 @@ class ByStatus(QueryCase):
     target = Target(RAW, 0.80, 2)
 
     def orm_call(self, env: Env) -> Awaitable[Any]:
-        return env.users.find_many(where={"status": "active"}, take=env.settings.page)  # type: ignore[attr-defined,no-any-return]
+        return env.users.find_many(where={"status": "active"}, take=env.settings.page)
 
     def raw_call(self, env: Env) -> Awaitable[Any]:
         return env.raw.users_with_status("active", env.settings.page)
@@ -205,7 +205,7 @@ class AgeRange(QueryCase):
     target = Target(RAW, 0.80, 2)
 
     def orm_call(self, env: Env) -> Awaitable[Any]:
-        return env.users.find_many(  # type: ignore[attr-defined,no-any-return]
+        return env.users.find_many(
             where={"age": {"gte": 20, "lt": 30}}, order_by={"age": "asc"}, take=env.settings.page
         )
 
@@ -224,7 +224,7 @@ class PostsWithAuthors(QueryCase):
     target = Target(RAW, 0.80, 3)
 
     def orm_call(self, env: Env) -> Awaitable[Any]:
-        return env.posts.find_many(take=env.settings.posts_take, include={"author": True})  # type: ignore[attr-defined,no-any-return]
+        return env.posts.find_many(take=env.settings.posts_take, include={"author": True})
 
     def raw_call(self, env: Env) -> Awaitable[Any]:
         return env.raw.posts_with_authors(env.settings.posts_take)

@@ -221,7 +221,7 @@ async def run(
             for client in (orm_client, raw_client, monitor):
                 await client.aclose()
     meta = {
-        "commit": git_commit(),
+        "commit": await anyio.to_thread.run_sync(git_commit),
         "mode": settings.mode,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "repetitions": settings.repetitions,

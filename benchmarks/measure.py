@@ -38,6 +38,7 @@ class Sample:
     server_commands: int
     round_trips: int
     client_commands: int
+    server_cpu_seconds: float
 
 
 @dataclass
@@ -49,6 +50,7 @@ class LineStats:
     commands_per_op: float
     round_trips_per_op: float
     cpu_us_per_op: float
+    server_cpu_us_per_op: float
     client_commands_per_op: float
     ops_per_s_runs: list[float] = field(default_factory=list)
 
@@ -64,6 +66,7 @@ class LineStats:
             commands_per_op=median([s.server_commands / s.ops for s in samples]),
             round_trips_per_op=median([s.round_trips / s.ops for s in samples]),
             cpu_us_per_op=median([s.cpu_seconds * 1e6 / s.ops for s in samples]),
+            server_cpu_us_per_op=median([s.server_cpu_seconds * 1e6 / s.ops for s in samples]),
             client_commands_per_op=median([s.client_commands / s.ops for s in samples]),
             ops_per_s_runs=runs,
         )
@@ -117,10 +120,12 @@ def whole(count: int, call: Callable[[], Awaitable[list[Any]]]) -> Timed:
     return Timed(count, run)
 
 
-async def server_commands(monitor: aioredis.Redis) -> int:
-    """Calls of every command the server has run, minus the INFO calls that ask."""
+async def server_counters(monitor: aioredis.Redis) -> tuple[int, float]:
+    """Calls of every command the server has run (minus the INFO calls that ask), and its CPU time."""
     stats: dict[str, Any] = await monitor.info("commandstats")
-    return sum(int(entry["calls"]) for name, entry in stats.items() if name != "cmdstat_info")
+    calls = sum(int(entry["calls"]) for name, entry in stats.items() if name != "cmdstat_info")
+    cpu: dict[str, Any] = await monitor.info("cpu")
+    return calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 async def measure(
@@ -128,7 +133,7 @@ async def measure(
 ) -> tuple[Sample, Outcome]:
     """Run ``timed`` once; ``counters()`` gives the line's own (commands, round trips) so far."""
     gc.collect()
-    commands_before = await server_commands(monitor)
+    commands_before, server_cpu_before = await server_counters(monitor)
     client_before, trips_before = counters()
     cpu_start = time.process_time()
     start = time.perf_counter()
@@ -136,7 +141,7 @@ async def measure(
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
     client_after, trips_after = counters()
-    commands_after = await server_commands(monitor)
+    commands_after, server_cpu_after = await server_counters(monitor)
     sample = Sample(
         ops=timed.ops,
         seconds=seconds,
@@ -144,5 +149,6 @@ async def measure(
         server_commands=commands_after - commands_before,
         round_trips=trips_after - trips_before,
         client_commands=client_after - client_before,
+        server_cpu_seconds=server_cpu_after - server_cpu_before,
     )
     return sample, outcome

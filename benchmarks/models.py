@@ -35,7 +35,6 @@ class Post(Model):
     title: str
     body: str
     author: ClassVar[BelongsTo[User]] = belongs_to(User, foreign_key="author_id")
-    author: ClassVar[BelongsTo[User]] = belongs_to(User, foreign_key="author_id")
 
 
 def schema() -> Schema:

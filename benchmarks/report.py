@@ -9,7 +9,7 @@ from .measure import LineStats
 HEADERS = (
     "case", "workload", "orm ops/s", "raw ops/s", "orm/raw", "batched ops/s", "orm/batched",
     "target", "met", "cmds/op orm/raw/batched", "RT/op orm/raw/batched", "CPU µs/op orm/raw/batched",
-    "agree",
+    "server µs/op orm/raw/batched", "agree",
 )  # fmt: skip
 
 
@@ -57,6 +57,7 @@ def _row(case: CaseResult) -> list[str]:
         _per_line(case, "commands_per_op"),
         _per_line(case, "round_trips_per_op"),
         _per_line(case, "cpu_us_per_op"),
+        _per_line(case, "server_cpu_us_per_op"),
         "yes" if case.agree else "**no**",
     ]
 

@@ -82,18 +82,16 @@ class Backend(Protocol):
 
 def normalize(value: Any) -> Any:
     """Bring a raw reply into the one result shape (bytes to str, RESP3 maps and sets flattened)."""
-    if isinstance(value, bytes):
+    kind = type(value)
+    if kind is bytes:
         return value.decode()
-    if isinstance(value, list | tuple):
-        return [normalize(item) for item in value]
-    if isinstance(value, dict):
-        flat: list[Any] = []
-        for key, item in value.items():
-            flat.extend((normalize(key), normalize(item)))
-        return flat
-    if isinstance(value, set | frozenset):
+    if kind is list or kind is tuple:
+        return [item.decode() if type(item) is bytes else normalize(item) for item in value]
+    if kind is dict:
+        return [normalize(part) for pair in value.items() for part in pair]
+    if kind is set or kind is frozenset:
         return sorted(normalize(item) for item in value)
-    if isinstance(value, float):
+    if kind is float:
         return repr(value)
     return value
 

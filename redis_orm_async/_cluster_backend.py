@@ -3,10 +3,11 @@
 Every key of one model shares its hash tag, so each of the model's keys lives in one slot. The
 adapter routes each command by its key's slot to the primary that owns it, and then works exactly
 like the single-server adapter on that node's own connections: a WATCH and its reads in one round
-trip, the MULTI/EXEC in another. A pipeline of reads (the relation loader reads several models at
-once) is split by node, one round trip per node, all nodes at the same time. A unit of work
-(``atomic``, ``guarded``) must stay in one slot, that is within one model's keys; anything else is
-refused before a byte is sent, because Redis Cluster cannot run a MULTI/EXEC across slots.
+trip, the MULTI/EXEC in another. A pipeline of reads may span models, so slots and nodes: it is
+split by node, one round trip per node, all nodes at the same time. A unit of work (``atomic``,
+``guarded``) must stay in one slot, that is within one model's keys; anything else is refused with
+a ``QueryError`` before anything is written, because Redis Cluster cannot run a MULTI/EXEC across
+slots.
 
 A ``MOVED``/``ASK`` redirect (a slot was resharded) refreshes the topology and retries the
 exchange once; nothing of a redirected exchange was applied, so the retry is safe.
@@ -66,7 +67,8 @@ def routing_key(command: Command) -> str | None:
     """
     name = str(command[0]).upper()
     if name in SCRIPT_COMMANDS:
-        return str(command[3]) if len(command) > 3 and int(command[2]) > 0 else None
+        numkeys = command[2] if len(command) > 3 else 0
+        return str(command[3]) if str(numkeys).isdigit() and int(numkeys) > 0 else None
     if name == "SCAN":
         words = [str(arg).upper() for arg in command]
         if "MATCH" in words[:-1]:
@@ -188,7 +190,7 @@ class ClusterBackend(PackedExchange):
         limit = self._limits.get(node.name)
         if limit is None:
             # Wait for one of the node's connections instead of failing with MaxConnectionsError.
-            limit = self._limits[node.name] = anyio.Semaphore(max(1, node.max_connections))
+            limit = self._limits[node.name] = anyio.Semaphore(max(1, node.max_connections), fast_acquire=True)
         async with limit:
             try:
                 connection = node.acquire_connection()
@@ -219,10 +221,10 @@ class ClusterBackend(PackedExchange):
 
     async def execute(self, command: Command) -> Any:
         key = routing_key(command)
-        if str(command[0]).upper() == "SCAN" and not (key and has_hash_tag(key)):
+        if str(command[0]).upper() in ("SCAN", "KEYS") and not (key and has_hash_tag(key)):
             raise QueryError(
-                "on Redis Cluster SCAN needs a MATCH pattern with a hash tag, so that it runs on "
-                "the one node that holds the model's keys",
+                f"on Redis Cluster {str(command[0]).upper()} needs a pattern with a hash tag, so "
+                "that it runs on the one node that holds the model's keys",
                 backend_kind=KIND,
             )
 

@@ -28,20 +28,16 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 MAX_INLINE_VALUE = 256
 """Longer index values are replaced by a digest so that a megabyte value never becomes a key."""
 
-_ESCAPED = frozenset("%:{}*?[]\\~=#-")
+_NEEDS_ESCAPE = re.compile(r"[%:{}*?\[\]\\~=#\-\x00-\x1f\x7f]")
 
 
-def _escape_char(char: str) -> str:
-    if char in _ESCAPED or ord(char) < 0x20 or ord(char) == 0x7F:
-        return "".join(f"%{byte:02X}" for byte in char.encode())
-    return char
+def _percent(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()):02X}"
 
 
 def escape(text: str) -> str:
     """Percent-escape separators, glob and hash-tag characters and control characters."""
-    if not any(c in _ESCAPED or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-        return text
-    return "".join(_escape_char(c) for c in text)
+    return _NEEDS_ESCAPE.sub(_percent, text) if _NEEDS_ESCAPE.search(text) else text
 
 
 def unescape(text: str) -> str:

@@ -16,7 +16,8 @@ Strategies:
   page costs two round trips (script, then one pipeline of record reads) whatever its position.
 - ``candidates``: the indexes narrow the ids; every candidate is read, filtered and sorted.
 - ``scan``: nothing narrows; the id ZSET is walked in batches (never KEYS).
-- ``count``: an exact where counted inside the script (one round trip).
+- ``count`` / ``ids``: an exact where counted (or its ids listed, for bulk writes) inside the
+  script, one round trip.
 - ``empty``: the where can match nothing (``in: []``, ``OR: []``); no I/O at all.
 """
 
@@ -111,7 +112,7 @@ class Minus:
 Node: TypeAlias = (
     AllIds | NoIds | Members | ScoreRange | LexRange | LexPrefix | ClaimOf | Inter | Union | Minus
 )
-Strategy = Literal["empty", "page", "candidates", "scan", "count"]
+Strategy = Literal["empty", "page", "candidates", "scan", "count", "ids"]
 Operation = Literal["find", "count", "ids"]
 
 
@@ -208,9 +209,14 @@ def index_node(meta: ModelMeta, predicate: Predicate, negated: bool = False) -> 
     return _inter(parts) if conjunction else _union(parts)
 
 
+def _shown(meta: ModelMeta, name: str, text: str) -> str:
+    """Stored text as a reader expects it: quoted for text fields, bare for numbers and dates."""
+    return repr(text) if columns(meta)[name].kind in ("text", "json", "enum") else text
+
+
 def _equal_node(meta: ModelMeta, name: str, text: str | None) -> tuple[Node, bool]:
     keys = meta.keys
-    shown = f"{name} = {text!r}" if text is not None else f"{name} is null"
+    shown = f"{name} = {_shown(meta, name, text)}" if text is not None else f"{name} is null"
     if name == "id":
         if text is None:
             return NoIds(), True
@@ -266,7 +272,7 @@ def _leaf(meta: ModelMeta, test: Compare) -> tuple[Node, bool]:
     if op == "in":
         return _union([_equal_node(meta, name, text) for text in value])
     if op in _BOUNDS:
-        shown = f"{name} {_SYMBOLS[op]} {value!r}"
+        shown = f"{name} {_SYMBOLS[op]} {_shown(meta, name, value)}"
         if name == "id" and meta.id_kind != "manual_int":
             low, high = _LEX_BOUNDS[op](value)
             return LexRange(keys.ids(), low, high, f"{shown} (id ZSET)"), True
@@ -340,6 +346,7 @@ class Plan:
             "candidates": "2 (script, then pipelined record reads of every candidate)",
             "scan": "1 per batch of 500 ids",
             "count": "1 (script)",
+            "ids": "1 (script)",
         }[self.strategy]
 
     def explain(self) -> str:
@@ -388,7 +395,7 @@ def build_plan(meta: ModelMeta, query: Query, operation: Operation = "find") -> 
     if isinstance(source, NoIds) or (operation == "find" and query.take == 0):
         strategy = "empty"
     elif exact and operation != "find":
-        strategy = "count"
+        strategy = operation
     elif exact and order_index is not None:
         strategy = "page"
     elif not isinstance(source, AllIds):

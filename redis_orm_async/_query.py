@@ -22,11 +22,11 @@ Semantics, identical in every code path:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ._codec import datetime_micros
@@ -163,9 +163,18 @@ def _enum_key(meta: ModelMeta, name: str) -> Callable[[str], int]:
     return lambda text: position.get(text, len(position))
 
 
-@cache
+_COLUMNS: weakref.WeakKeyDictionary[ModelMeta, dict[str, Column]] = weakref.WeakKeyDictionary()
+
+
 def columns(meta: ModelMeta) -> dict[str, Column]:
-    """The queryable fields of a model, the id first."""
+    """The queryable fields of a model, the id first (built once per model meta)."""
+    found = _COLUMNS.get(meta)
+    if found is None:
+        found = _COLUMNS[meta] = _build_columns(meta)
+    return found
+
+
+def _build_columns(meta: ModelMeta) -> dict[str, Column]:
     if meta.id_kind == "manual_int":
 
         def int_id(value: Any) -> str:
@@ -459,9 +468,7 @@ def _null_aware(name: str, sort_key: Callable[[str], Any]) -> Callable[[Row], tu
     return key
 
 
-def page(
-    meta: ModelMeta, rows: Iterable[Row], query: Query, cursor_row: Row | None = None
-) -> list[Row]:
+def page(meta: ModelMeta, rows: Iterable[Row], query: Query, cursor_row: Row | None = None) -> list[Row]:
     """Filter, sort and slice rows exactly as ``find_many`` answers (the reference semantics)."""
     test = matcher(meta, query.where)
     matching = [row for row in rows if test(row)]

@@ -20,7 +20,7 @@ from typing import Any
 from ._backend import Backend, Command, pairs_to_dict
 from ._errors import NotFoundError
 from ._expiry import clean_ids
-from ._planner import AllIds, Plan, ScoreRange, build_plan, compile_program
+from ._planner import AllIds, Node, Plan, ScoreRange, build_plan, compile_program
 from ._query import TRUE, OrderKey, Query, Row, matcher, page, sort_rows
 from ._schema import ModelMeta
 
@@ -55,7 +55,7 @@ local function cleanup()
   if ntemps > 0 then
     local temps = {}
     for i = #KEYS - ntemps + 1, #KEYS do temps[#temps + 1] = KEYS[i] end
-    redis.call('DEL', unpack(temps))
+    redis.call('UNLINK', unpack(temps))
   end
 end
 
@@ -164,19 +164,32 @@ local function exact_at(score)
 end
 local pt = {KEYS[#KEYS - 4], KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]}
 
-local filter = nil
+local filter, filter_kind, zeroed = nil, nil, false
 if filtered then
   filter = stack[#stack]
-  if filter ~= ids_key and kind_of(filter) == 'zset' then
+  filter_kind = kind_of(filter)
+end
+local function restrict(src, dst)
+  if not filter then return src end
+  if not zeroed and filter ~= ids_key and filter_kind == 'zset' then
     -- zero the scores so that the WEIGHTS below never meet an infinity
     redis.call('ZINTERSTORE', pt[1], 1, filter, 'WEIGHTS', 0)
     filter = made(pt[1])
   end
-end
-local function restrict(src, dst)
-  if not filter then return src end
+  zeroed = true
   redis.call('ZINTERSTORE', dst, 2, src, filter, 'WEIGHTS', 1, 0)
   return made(dst)
+end
+-- A short page over a large ordered ZSET checks each member against the candidates instead of
+-- intersecting them first, when the expected walk is shorter than the candidate set.
+local function segment(src, dst, rev, tied)
+  if filter and take >= 0 then
+    local candidates = card(filter)
+    if candidates > 0 and (skip + take) * redis.call('ZCARD', src) < candidates * candidates then
+      return {key = src, rev = rev, tied = tied, check = filter, check_set = filter_kind == 'set'}
+    end
+  end
+  return {key = restrict(src, dst), rev = rev, tied = tied}
 end
 
 -- a where that is one score range of the ordering ZSET walks that ZSET's rank window directly
@@ -201,14 +214,14 @@ if low ~= '' then
   local base, n = window(key, desc)
   segs = {{key = key, rev = desc, tied = order_kind ~= 'id', base = base, n = n}}
 elseif order_kind == 'id' then
-  segs = {{key = restrict(ids_key, pt[2]), rev = desc, tied = false}}
+  segs = {segment(ids_key, pt[2], desc, false)}
 else
-  local zpart = restrict(order_key, pt[2])
+  local values = segment(order_key, pt[2], desc, true)
   local nulls = {lazy = true, rev = desc, tied = multi, const = true}
-  local values = {key = zpart, rev = desc, tied = true}
   function nulls.build()
-    if not filter and redis.call('ZCARD', ids_key) == redis.call('ZCARD', order_key) then return nil end
-    redis.call('ZDIFFSTORE', pt[4], 2, restrict(ids_key, pt[3]), zpart)
+    -- every id has a score unless some record's order field is null (or awaits the sweep)
+    if redis.call('ZCARD', ids_key) == redis.call('ZCARD', order_key) then return nil end
+    redis.call('ZDIFFSTORE', pt[4], 2, restrict(ids_key, pt[3]), order_key)
     return made(pt[4])
   end
   if desc then segs = {nulls, values} else segs = {values, nulls} end
@@ -294,6 +307,13 @@ end
 
 local function visit(si, seg, m, sc)
   if expired[m] then return end
+  if seg.check then
+    if seg.check_set then
+      if redis.call('SISMEMBER', seg.check, m) == 0 then return end
+    elseif not redis.call('ZSCORE', seg.check, m) then
+      return
+    end
+  end
   local gid = nil
   if seg.const then
     if seg.tied then gid = si .. ':' end
@@ -326,7 +346,7 @@ end
 
 local function jump(seg)
   local want = skip - matched
-  if want <= 0 or not clean(seg.key) then return 0 end
+  if want <= 0 or seg.check or not clean(seg.key) then return 0 end
   local n = seg.n
   if want >= n then
     matched = matched + n
@@ -361,13 +381,16 @@ for si = start_seg, #segs do
     end
     local n = seg.n
     while not done and rank < n do
-      local chunk = range(seg, rank, rank + CHUNK - 1)
+      local size = CHUNK
+      local left = limit - matched + 1
+      if limit >= 0 and not seg.check and left < size then size = math.max(8, left) end
+      local chunk = range(seg, rank, rank + size - 1)
       if #chunk == 0 then break end
       for j = 1, #chunk, 2 do
         visit(si, seg, chunk[j], chunk[j + 1])
         if done then break end
       end
-      rank = rank + CHUNK
+      rank = rank + size
     end
   end
   if started and limit >= 0 and matched >= limit then done = true end
@@ -431,10 +454,15 @@ def _temporary(meta: ModelMeta) -> Any:
 
 
 async def _run_script(
-    backend: Backend, meta: ModelMeta, plan: Plan, mode: str, page_args: Sequence[str | int] = ()
+    backend: Backend,
+    meta: ModelMeta,
+    plan: Plan,
+    mode: str,
+    page_args: Sequence[str | int] = (),
+    source: Node | None = None,
 ) -> Any:
     order_key = plan.order_index or meta.keys.ids()
-    program = compile_program(meta, plan.source, order_key)
+    program = compile_program(meta, plan.source if source is None else source, order_key)
     extra = PAGE_TEMPS if mode == "page" else 0
     keys, tokens = program.finish(_temporary(meta), extra)
     args = [mode, program.temps + extra, len(tokens), *tokens, *page_args]
@@ -458,7 +486,9 @@ async def _page_ids(backend: Backend, meta: ModelMeta, plan: Plan) -> tuple[int,
         *((source.low, source.high) if isinstance(source, ScoreRange) and bounded else ("", "")),
         "never" if multi or meta.id_kind == "manual_int" else _injective(meta, first.field),
     ]
-    lead, ids = await _run_script(backend, meta, plan, "page", page_args)
+    # a bounded page walks the range itself: the candidate program would be wasted work
+    walked = AllIds() if bounded else None
+    lead, ids = await _run_script(backend, meta, plan, "page", page_args, walked)
     return int(lead), list(ids)
 
 
@@ -612,7 +642,7 @@ async def select_ids(backend: Backend, meta: ModelMeta, query: Query) -> list[st
     plan = build_plan(meta, query, "ids")
     if plan.strategy == "empty":
         return []
-    if plan.strategy == "count":
+    if plan.strategy == "ids":
         return [str(i) for i in await _run_script(backend, meta, plan, "ids")]
     return [row["id"] for row in await _matching(backend, meta, plan, query)]
 
@@ -624,9 +654,4 @@ async def _matching(backend: Backend, meta: ModelMeta, plan: Plan, query: Query)
         rows = await fetch_rows(backend, meta, await _candidate_ids(backend, meta, plan), fields)
         return [row for row in rows.values() if test(row)]
     return list(await _scan(backend, meta, query, fields))
-
-
-def plan_for(meta: ModelMeta, query: Query, operation: str = "find") -> Plan:
-    """The plan ``explain`` shows; the same one the read uses."""
-    return build_plan(meta, query, "count" if operation == "count" else "find")
 

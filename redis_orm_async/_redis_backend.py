@@ -167,7 +167,8 @@ class RedisBackend(PackedExchange):
         limit = getattr(self._pool, "max_connections", None)
         # Wait for a pooled connection instead of failing with "Too many connections" when more
         # tasks write at once than the caller's pool allows.
-        self._slots = anyio.Semaphore(limit if isinstance(limit, int) and 0 < limit < 2**31 else 2**16)
+        bounded = limit if isinstance(limit, int) and 0 < limit < 2**31 else 2**16
+        self._slots = anyio.Semaphore(bounded, fast_acquire=True)
         self._owns_client = owns_client
         self._script_shas = {}
         self.stats = CommandStats()

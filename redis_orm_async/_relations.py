@@ -385,8 +385,7 @@ async def materialize(
 ) -> list[Model]:
     """Build the instances of one level and load their relations, one batch per relation."""
     loaded = {
-        name: await _load(backend, schema, meta, rows, nested)
-        for name, nested in selection.relations.items()
+        name: await _load(backend, schema, meta, rows, nested) for name, nested in selection.relations.items()
     }
     instances: list[Model] = []
     for row in rows:

@@ -152,6 +152,8 @@ def write_record_commands(
     new_encoded: Mapping[str, str | None],
     old_expiry: int | None,
     new_expiry: int | None,
+    old_entries: IndexEntries | None,
+    new_entries: IndexEntries,
 ) -> list[Command]:
     """HSET/HDEL the changed fields, move index entries, and keep claims and expiry in step."""
     meta, id_text, key = ref.meta, ref.id_text, ref.key
@@ -175,8 +177,6 @@ def write_record_commands(
             commands.append(("HSET", key, *changed))
         if removed:
             commands.append(("HDEL", key, *removed))
-    old_entries = None if old_hash is None else index_entries(meta, id_text, old_hash)
-    new_entries = index_entries(meta, id_text, new_encoded)
     moves, released, taken = index_diff(id_text, old_entries, new_entries)
     commands.extend(moves)
     commands.extend(("DEL", claim) for claim in released)
@@ -204,11 +204,11 @@ def write_record_commands(
 
 
 def delete_record_commands(
-    ref: RecordRef, old_hash: Mapping[str, str], old_expiry: int | None
+    ref: RecordRef, old_entries: IndexEntries, old_expiry: int | None
 ) -> list[Command]:
     meta, id_text = ref.meta, ref.id_text
     commands: list[Command] = [("DEL", ref.key)]
-    moves, released, _ = index_diff(id_text, index_entries(meta, id_text, old_hash), None)
+    moves, released, _ = index_diff(id_text, old_entries, None)
     commands.extend(moves)
     commands.extend(("DEL", claim) for claim in released)
     if old_expiry is not None:
@@ -262,7 +262,7 @@ class CreateOp(WriteOp):
             )
         check_claims(view, self.meta, self.ref.id_text, list(self.entries.claims), self.entries)
         expiry = None if self.ttl is None else expire_at(view, self.ttl)
-        commands = write_record_commands(self.ref, None, self.encoded, None, expiry)
+        commands = write_record_commands(self.ref, None, self.encoded, None, expiry, None, self.entries)
         view.records[self.ref] = {"id": self.ref.id_text, **{
             k: v for k, v in self.encoded.items() if v is not None
         }}
@@ -343,10 +343,13 @@ class UpdateOp(WriteOp):
         else:
             new_expiry = None if self.ttl is None else expire_at(view, self.ttl)
         new_entries = index_entries(self.meta, ref.id_text, new_encoded)
-        old_claims = index_entries(self.meta, ref.id_text, old_hash).claims
+        old_entries = index_entries(self.meta, ref.id_text, old_hash)
+        old_claims = old_entries.claims
         taken = [claim for claim in new_entries.claims if claim not in old_claims]
         check_claims(view, self.meta, ref.id_text, taken, new_entries)
-        commands = write_record_commands(ref, old_hash, new_encoded, old_expiry, new_expiry)
+        commands = write_record_commands(
+            ref, old_hash, new_encoded, old_expiry, new_expiry, old_entries, new_entries
+        )
         view.records[ref] = {"id": ref.id_text, **{
             k: v for k, v in new_encoded.items() if v is not None
         }}
@@ -374,11 +377,12 @@ class DeleteOp(WriteOp):
         if ref is None or old_hash is None:
             self.result = None
             return []
-        commands = delete_record_commands(ref, old_hash, view.expiries.get(ref))
+        old_entries = index_entries(self.meta, ref.id_text, old_hash)
+        commands = delete_record_commands(ref, old_entries, view.expiries.get(ref))
         self.result = self.meta.decode(ref.id_text, old_hash)
         view.records[ref] = None
         view.expiries[ref] = None
-        for claim in index_entries(self.meta, ref.id_text, old_hash).claims:
+        for claim in old_entries.claims:
             view.claims[claim] = None
         return commands
 

@@ -80,6 +80,7 @@ def test_routing_keys_are_found_per_command() -> None:
     assert routing_key(("MGET", "{a}:u:x", "{a}:u:y")) == "{a}:u:x"
     assert routing_key(("EVALSHA", "f00", 2, "{a}:ids", "{a}:exp", "arg")) == "{a}:ids"
     assert routing_key(("EVAL", "return 1", 0)) is None
+    assert routing_key(("EVAL", "return 1", "x", "k")) is None
     assert routing_key(("SCAN", "0", "MATCH", "{a}:r:*", "COUNT", 10)) == "{a}:r:*"
     assert routing_key(("SCAN", "0")) is None
     assert routing_key(("TIME",)) is None and routing_key(("PING",)) is None
@@ -269,6 +270,9 @@ async def test_a_unit_of_work_across_slots_is_refused_before_anything_is_written
 async def test_a_scan_without_a_hash_tag_is_refused(orm: Orm) -> None:
     with pytest.raises(QueryError, match="hash tag"):
         await orm.backend.execute(("SCAN", "0", "MATCH", "cl_user:*"))
+    with pytest.raises(QueryError, match="hash tag"):
+        await orm.backend.execute(("SCAN", "0"))
+    assert await orm.backend.execute(("SCAN", "0", "MATCH", "{cl_user}:*")) == ["0", []]
 
 
 def _node_ids(cluster: LocalRedisCluster) -> dict[int, str]:

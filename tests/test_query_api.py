@@ -52,7 +52,8 @@ PEOPLE: list[dict[str, Any]] = [
     {"email": "bob@x.io", "name": "Bob", "age": 25, "city": "Paris", "joined": T0 + timedelta(days=1),
      "nickname": "bobby"},
     {"email": "cy@x.io", "name": "Cyd", "age": None, "city": "London", "score": Decimal("9.50")},
-    {"email": "di@x.io", "name": "Di", "age": 25, "city": None, "tier": Tier.PRO, "prefs": {"size": 2, "theme": "dark"}},
+    {"email": "di@x.io", "name": "Di", "age": 25, "city": None, "tier": Tier.PRO,
+     "prefs": {"size": 2, "theme": "dark"}},
     {"email": "ed@x.io", "name": "Ed:1", "age": 70, "city": "Paris", "joined": T0 - timedelta(days=30)},
 ]  # fmt: skip
 
@@ -78,7 +79,9 @@ async def test_every_operator_answers_as_documented(make_orm: MakeOrm) -> None:
     assert await names(orm, where={"age": {"gt": 25}}, **by_name) == ["Ada", "Ed:1"]
     assert await names(orm, where={"age": {"gte": 25, "lt": 70}}, **by_name) == ["Ada", "Bob", "Di"]
     assert await names(orm, where={"age": {"lte": 25}}, **by_name) == ["Bob", "Di"]
-    assert await names(orm, where={"age": {"not": 25}}, **by_name) == ["Ada", "Cyd", "Ed:1"], "not matches null"
+    assert await names(orm, where={"age": {"not": 25}}, **by_name) == ["Ada", "Cyd", "Ed:1"], (
+        "not matches null"
+    )
     assert await names(orm, where={"name": {"startswith": "Ed:"}}) == ["Ed:1"]
     assert await names(orm, where={"nickname": {"contains": "obb"}}) == ["Bob"]
     assert await names(orm, where={"email": "di@x.io"}) == ["Di"]
@@ -96,14 +99,22 @@ async def test_every_operator_answers_as_documented(make_orm: MakeOrm) -> None:
 async def test_values_are_normalized_through_the_field_type(make_orm: MakeOrm) -> None:
     orm, _ = await seeded(make_orm)
     assert await names(orm, where={"age": "36"}) == ["Ada"]
-    assert await names(orm, where={"age": {"in": ["25", 70]}, "city": "Paris"}, order_by={"age": "asc"}) == ["Bob", "Ed:1"]
+    assert await names(orm, where={"age": {"in": ["25", 70]}, "city": "Paris"}, order_by={"age": "asc"}) == [
+        "Bob",
+        "Ed:1",
+    ]
     assert await names(orm, where={"joined": T0.isoformat()}) == ["Ada"]
     same_instant = T0.astimezone(__import__("datetime").timezone(timedelta(hours=-5))).isoformat()
     assert await names(orm, where={"joined": same_instant}) == ["Ada"], "aware datetimes compare by instant"
     assert await names(orm, where={"joined": {"gt": T0.isoformat()}}) == ["Bob"]
     assert await names(orm, where={"score": "9.500"}, order_by={"name": "asc"}) == ["Ada", "Cyd"]
-    assert await names(orm, where={"prefs": {"theme": "dark", "size": 2}}, order_by={"name": "asc"}) == ["Ada", "Di"]
-    assert await names(orm, where={"prefs": {"eq": {"size": 2, "theme": "dark"}}}, order_by={"name": "asc"}) == [
+    assert await names(orm, where={"prefs": {"theme": "dark", "size": 2}}, order_by={"name": "asc"}) == [
+        "Ada",
+        "Di",
+    ]
+    assert await names(
+        orm, where={"prefs": {"eq": {"size": 2, "theme": "dark"}}}, order_by={"name": "asc"}
+    ) == [
         "Ada",
         "Di",
     ], "JSON equality is deep and ignores key order"
@@ -117,11 +128,25 @@ async def test_nulls_sort_last_ascending_first_descending_and_ties_break_by_id(m
     assert await names(orm, order_by={"age": "asc"}) == [*twenty_five, "Ada", "Ed:1", "Cyd"]
     assert await names(orm, order_by={"age": "desc"}) == ["Cyd", "Ed:1", "Ada", *twenty_five[::-1]]
     assert await names(orm, order_by=[{"age": "desc"}, {"id": "asc"}]) == ["Cyd", "Ed:1", "Ada", *twenty_five]
-    assert await names(orm, order_by=[{"city": "asc"}, {"age": "desc"}]) == ["Cyd", "Ada", "Ed:1", "Bob", "Di"]
-    assert await names(orm, order_by=[{"age": "asc"}, {"name": "desc"}]) == ["Di", "Bob", "Ada", "Ed:1", "Cyd"]
+    assert await names(orm, order_by=[{"city": "asc"}, {"age": "desc"}]) == [
+        "Cyd",
+        "Ada",
+        "Ed:1",
+        "Bob",
+        "Di",
+    ]
+    assert await names(orm, order_by=[{"age": "asc"}, {"name": "desc"}]) == [
+        "Di",
+        "Bob",
+        "Ada",
+        "Ed:1",
+        "Cyd",
+    ]
     assert await names(orm) == by_id, "the default order is by id"
     assert await names(orm, order_by={"id": "desc"}) == by_id[::-1]
-    assert await names(orm, order_by={"tier": "desc"}, take=2) == [n for n in by_id[::-1] if n in ("Ada", "Di")]
+    assert await names(orm, order_by={"tier": "desc"}, take=2) == [
+        n for n in by_id[::-1] if n in ("Ada", "Di")
+    ]
 
 
 async def test_take_skip_find_first_and_cursor_paging(make_orm: MakeOrm) -> None:
@@ -143,7 +168,10 @@ async def test_take_skip_find_first_and_cursor_paging(make_orm: MakeOrm) -> None
                 break
             cursor = batch[-1].id
         assert pages == await names(orm, order_by=order), order
-    bob, ada = await people.find_unique({"email": "bob@x.io"}), await people.find_unique({"email": "ada@x.io"})
+    bob, ada = (
+        await people.find_unique({"email": "bob@x.io"}),
+        await people.find_unique({"email": "ada@x.io"}),
+    )
     assert bob is not None and ada is not None
     twenty_five = await names(orm, where={"age": 25}, order_by={"age": "asc"})
     after = await names(orm, where={"age": 25}, order_by={"age": "asc"}, cursor=bob.id)
@@ -158,7 +186,9 @@ async def test_take_skip_find_first_and_cursor_paging(make_orm: MakeOrm) -> None
 async def test_select_reads_only_the_chosen_fields(make_orm: MakeOrm, raw: aioredis.Redis) -> None:
     orm, _ = await seeded(make_orm)
     await raw.config_resetstat()
-    rows = await orm.repo(Person).find_many(where={"city": "London"}, order_by={"name": "asc"}, select={"name": True})
+    rows = await orm.repo(Person).find_many(
+        where={"city": "London"}, order_by={"name": "asc"}, select={"name": True}
+    )
     stats = await raw.info("commandstats")
     assert "cmdstat_hmget" in stats and "cmdstat_hgetall" not in stats
     assert [r.name for r in rows] == ["Ada", "Cyd"]
@@ -222,8 +252,8 @@ async def test_indexes_answer_and_scans_walk_the_id_zset(make_orm: MakeOrm, raw:
     assert people.explain(where={"city": "Paris"}, count=True).strategy == "count"
     await raw.config_resetstat()
     assert await names(orm, where={"nickname": "bobby"}) == ["Bob"]
-    assert await names(orm, where={"OR": [{"city": "Paris"}, {"name": {"startswith": "A"}}], "age": {"gte": 30}},
-                       order_by={"name": "asc"}) == ["Ada", "Ed:1"]  # fmt: skip
+    either = {"OR": [{"city": "Paris"}, {"name": {"startswith": "A"}}], "age": {"gte": 30}}
+    assert await names(orm, where=either, order_by={"name": "asc"}) == ["Ada", "Ed:1"]
     stats = await raw.info("commandstats")
     assert not {"cmdstat_keys", "cmdstat_scan"} & set(stats)
     leftovers = [key async for key in raw.scan_iter(match="*tmp*")]
@@ -247,7 +277,11 @@ async def test_expired_records_are_never_returned_and_counts_stay_exact(make_orm
     await lines.create_many([{"n": i, "group": "a"} for i in range(6)])
     await lines.create_many([{"n": 10 + i, "group": "a"} for i in range(4)], ttl=timedelta(milliseconds=50))
     await anyio.sleep(0.12)
-    assert [x.n for x in await lines.find_many(where={"group": "a"}, order_by={"n": "desc"}, take=3)] == [5, 4, 3]
+    assert [x.n for x in await lines.find_many(where={"group": "a"}, order_by={"n": "desc"}, take=3)] == [
+        5,
+        4,
+        3,
+    ]
     assert [x.n for x in await lines.find_many(order_by={"n": "asc"}, skip=4, take=5)] == [4, 5]
     assert await lines.count(where={"group": "a"}) == 6
     assert await lines.count(where={"n": {"gte": 3}}) == 3
@@ -269,7 +303,9 @@ async def test_a_page_costs_two_round_trips_wherever_it_is(make_orm: MakeOrm) ->
     assert trips <= 2 and [x.n for x in page] == sorted([n for n in range(100, 125) for _ in (0, 1)])
     deep, page = await cost(where={"n": {"gte": 100}}, order_by={"n": "desc"}, take=50, skip=900)
     assert deep == trips and len(page) == 50
-    filtered, page = await cost(where={"group": "a", "n": {"lt": 600}}, order_by={"n": "desc"}, take=50, skip=10)
+    filtered, page = await cost(
+        where={"group": "a", "n": {"lt": 600}}, order_by={"n": "desc"}, take=50, skip=10
+    )
     assert filtered == trips and all(x.group == "a" and x.n < 600 for x in page)
     large, page = await cost(order_by={"n": "asc"}, take=300, skip=500)
     assert large == trips and len(page) == 300

@@ -53,7 +53,9 @@ class Seat(Model):
 async def typed_queries(client: redis.asyncio.Redis) -> None:
     orm = create_orm(Schema([Author, Article, Bio, Group, Seat]), client)
     authors = orm.repo(Author)
-    assert_type(await authors.find_many(where={"name": "ada"}, order_by={"name": "asc"}, take=5), list[Author])
+    assert_type(
+        await authors.find_many(where={"name": "ada"}, order_by={"name": "asc"}, take=5), list[Author]
+    )
     assert_type(await authors.find_first(where={"name": {"startswith": "a"}}), Author | None)
     assert_type(await authors.count(where={"name": "ada"}), int)
     assert_type(authors.explain(where={"name": "ada"}), Plan)
