@@ -185,8 +185,11 @@ end
 local function segment(src, dst, rev, tied)
   if filter and take >= 0 then
     local candidates = card(filter)
-    if candidates > 0 and (skip + take) * redis.call('ZCARD', src) < candidates * candidates then
-      return {key = src, rev = rev, tied = tied, check = filter, check_set = filter_kind == 'set'}
+    local size = redis.call('ZCARD', src)
+    if candidates > 0 and (skip + take) * size < candidates * candidates then
+      local seg = {key = src, rev = rev, tied = tied, check = filter, ratio = size / candidates}
+      seg.check_set = filter_kind == 'set'
+      return seg
     end
   end
   return {key = restrict(src, dst), rev = rev, tied = tied}
@@ -233,6 +236,7 @@ local function ready(seg)
 end
 local function range(seg, a, b)
   if b >= seg.n then b = seg.n - 1 end
+  if b < a then return {} end
   if seg.rev then return redis.call('ZREVRANGE', seg.key, seg.base + a, seg.base + b, 'WITHSCORES') end
   return redis.call('ZRANGE', seg.key, seg.base + a, seg.base + b, 'WITHSCORES')
 end
@@ -383,7 +387,8 @@ for si = start_seg, #segs do
     while not done and rank < n do
       local size = CHUNK
       local left = limit - matched + 1
-      if limit >= 0 and not seg.check and left < size then size = math.max(8, left) end
+      if seg.check then left = math.ceil(left * seg.ratio * 1.25) end
+      if limit >= 0 and left < size then size = math.max(8, left) end
       local chunk = range(seg, rank, rank + size - 1)
       if #chunk == 0 then break end
       for j = 1, #chunk, 2 do
@@ -400,11 +405,13 @@ cleanup()
 return {lead, out}
 """
 """One script for every indexed read. The program (postfix, in ARGV) builds the candidate set in
-temporary keys; ``page`` mode then walks the ordered ZSET (the id ZSET or the order field's range
-ZSET, intersected with the candidates, nulls in their own segment) and returns the page plus every
-member tied in score with its first and last rows, and ``lead``: how many of the returned ids
-precede the page. Python sorts those few rows exactly and slices, so ties, doubles that cannot
-hold an int or a Decimal exactly, and the id tie-break are all ordered exactly."""
+temporary keys. ``page`` mode then walks the ordered ZSET (the id ZSET or the order field's range
+ZSET; nulls in their own segment), either intersected with the candidates first or checking each
+member against them, whichever the cardinalities say is cheaper; a where that is just a range of
+the ordering ZSET walks its rank window with no candidate set at all. It returns the page plus,
+where one score may hold several sort values (ints past 2**53, Decimals, several order keys), the
+members tied in score with its first and last rows, and ``lead``: how many returned ids precede
+the page. Python sorts those rows exactly and slices, so the order is exact in every case."""
 
 
 def _record_command(meta: ModelMeta, id_text: str, fields: Collection[str] | None) -> Command:

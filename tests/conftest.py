@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, settings
 
 from redis_orm_async import Orm, Schema, create_orm
-from redis_orm_async.testing import EmbeddedRedis, UpstashRestServer
+from redis_orm_async.testing import EmbeddedRedis, LocalRedisCluster, UpstashRestServer
 
 settings.register_profile(
     "default",
@@ -25,7 +25,7 @@ settings.register_profile(
 )
 settings.load_profile("default")
 
-BACKENDS = ["redis", "upstash"]
+BACKENDS = ["redis", "upstash", "redis-cluster"]
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +54,26 @@ def upstash_client(server: UpstashRestServer, token: str | None = None) -> Any:
     return UpstashRedis(url=server.url, token=token, rest_retries=0, allow_telemetry=False)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalRedisCluster]:
+    """A private three-primary Redis Cluster, started only when a cluster test first needs it."""
+    with LocalRedisCluster() as cluster:
+        yield cluster
+
+
 @pytest.fixture
-async def raw(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
-    """A plain client on the private server, emptied before each test, for inspecting keys."""
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+async def raw(redis_server: EmbeddedRedis, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A plain client on the server under test, emptied before each test, for inspecting keys.
+
+    On the cluster backend it is a ``RedisCluster``: ``flushdb``/``keys`` reach every primary and
+    single-key commands follow their slot.
+    """
+    client: Any
+    if "backend_name" in request.fixturenames and request.getfixturevalue("backend_name") == "redis-cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        client = aioredis.RedisCluster(host="127.0.0.1", port=cluster.ports[0], decode_responses=True)
+    else:
+        client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     await client.flushdb()
     yield client
     await client.aclose()
@@ -74,6 +90,9 @@ async def _client_for(name: str, server: EmbeddedRedis, request: pytest.FixtureR
         return aioredis.Redis.from_url(server.url)
     if name == "upstash":
         return upstash_client(request.getfixturevalue("upstash_server"))
+    if name == "redis-cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        return aioredis.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
     raise AssertionError(f"unknown backend {name}")
 
 

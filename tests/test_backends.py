@@ -25,6 +25,7 @@ SCHEMA = Schema([User])
 CAPABILITY_DIFFERENCES = {
     "redis": {"optimistic_guard": "watch", "supports_scripting": True},
     "upstash": {"optimistic_guard": "lua-compare", "supports_scripting": True},
+    "redis-cluster": {"optimistic_guard": "watch", "supports_scripting": True, "supports_cluster": True},
 }
 """What each backend really supports, where they differ; every other capability is shared."""
 
@@ -33,6 +34,7 @@ ROUND_TRIPS = {
     "redis": {"create": 2, "update": 2, "update_by_unique": 4, "delete": 2, "find": 1, "count": 1},
     # the reads as one /pipeline request, then one EVALSHA of the compare-and-apply script.
     "upstash": {"create": 2, "update": 2, "update_by_unique": 3, "delete": 2, "find": 1, "count": 1},
+    "redis-cluster": {"create": 2, "update": 2, "update_by_unique": 4, "delete": 2, "find": 1, "count": 1},
 }
 
 
@@ -43,37 +45,40 @@ def backend_of(make_orm: MakeOrm) -> Backend:
 async def test_replies_come_back_in_one_shape(make_orm: MakeOrm) -> None:
     backend = backend_of(make_orm)
     commands: list[tuple[Command, Any]] = [
-        (("SET", "k", "v"), "OK"),
-        (("SET", "k", "w", "NX"), None),
-        (("GET", "nope"), None),
-        (("HSET", "h", "zero", 0, "empty", ""), 2),
-        (("HGETALL", "h"), ["zero", "0", "empty", ""]),
-        (("HGETALL", "missing"), []),
-        (("SADD", "s", "only"), 1),
-        (("SMEMBERS", "s"), ["only"]),
-        (("ZADD", "z", float("inf"), "top", 1e20, "big", 1.5, "mid"), 3),
-        (("ZSCORE", "z", "top"), "inf"),
-        (("ZSCORE", "z", "big"), "1e+20"),
-        (("ZRANGE", "z", 0, -1, "WITHSCORES"), ["mid", "1.5", "big", "1e+20", "top", "inf"]),
-        (("MGET", "k", "nope"), ["v", None]),
-        (("SET", "t", "true"), "OK"),
-        (("GET", "t"), "true"),
-        (("SET", "n", "a\x00b😀"), "OK"),
-        (("GET", "n"), "a\x00b😀"),
-        (("SET", "o", "OK"), "OK"),
-        (("GET", "o"), "OK"),
-        (("INCRBYFLOAT", "f", "1.5"), "1.5"),
-        (("EXPIRE", "k", 100), 1),
-        (("TYPE", "k"), "string"),
+        (("SET", "{t}k", "v"), "OK"),
+        (("SET", "{t}k", "w", "NX"), None),
+        (("GET", "{t}nope"), None),
+        (("HSET", "{t}h", "zero", 0, "empty", ""), 2),
+        (("HGETALL", "{t}h"), ["zero", "0", "empty", ""]),
+        (("HGETALL", "{t}missing"), []),
+        (("SADD", "{t}s", "only"), 1),
+        (("SMEMBERS", "{t}s"), ["only"]),
+        (("ZADD", "{t}z", float("inf"), "top", 1e20, "big", 1.5, "mid"), 3),
+        (("ZSCORE", "{t}z", "top"), "inf"),
+        (("ZSCORE", "{t}z", "big"), "1e+20"),
+        (("ZRANGE", "{t}z", 0, -1, "WITHSCORES"), ["mid", "1.5", "big", "1e+20", "top", "inf"]),
+        (("MGET", "{t}k", "{t}nope"), ["v", None]),
+        (("SET", "{t}t", "true"), "OK"),
+        (("GET", "{t}t"), "true"),
+        (("SET", "{t}n", "a\x00b😀"), "OK"),
+        (("GET", "{t}n"), "a\x00b😀"),
+        (("SET", "{t}o", "OK"), "OK"),
+        (("GET", "{t}o"), "OK"),
+        (("INCRBYFLOAT", "{t}f", "1.5"), "1.5"),
+        (("EXPIRE", "{t}k", 100), 1),
+        (("TYPE", "{t}k"), "string"),
         (("PING",), "PONG"),
     ]
     for command, expected in commands:
         assert await backend.execute(command) == expected, command
     batch: list[tuple[Command, Any]] = [
-        (("GET", "t"), "true"), (("GET", "n"), "a\x00b😀"), (("TYPE", "k"), "string"), (("PING",), "PONG")
-    ]  # fmt: skip
+        (("GET", "{t}t"), "true"),
+        (("GET", "{t}n"), "a\x00b😀"),
+        (("TYPE", "{t}k"), "string"),
+        (("PING",), "PONG"),
+    ]
     assert await backend.pipeline([c for c, _ in batch]) == [e for _, e in batch]
-    assert await backend.atomic([("INCR", "c"), ("INCR", "c"), ("GET", "c")]) == [1, 2, "2"]
+    assert await backend.atomic([("INCR", "{t}c"), ("INCR", "{t}c"), ("GET", "{t}c")]) == [1, 2, "2"]
     assert await backend.pipeline([]) == [] and await backend.atomic([]) == []
     seconds, micros = await backend.execute(("TIME",))
     assert isinstance(seconds, str) and seconds.isdigit() and isinstance(micros, str)
@@ -95,11 +100,9 @@ async def test_stored_binary_that_is_not_utf8_is_a_backend_error(
     make_orm: MakeOrm, redis_server: EmbeddedRedis, raw: aioredis.Redis
 ) -> None:
     backend = backend_of(make_orm)
-    binary = aioredis.Redis.from_url(redis_server.url)
-    await binary.set("bin", b"\xff\xfe")
-    await binary.aclose()
+    await raw.set("{t}bin", b"\xff\xfe")
     with pytest.raises(BackendError):
-        await backend.execute(("GET", "bin"))
+        await backend.execute(("GET", "{t}bin"))
     assert await backend.execute(("PING",)) == "PONG"
 
 
@@ -109,46 +112,50 @@ async def test_arguments_that_cannot_be_sent_are_backend_errors(
     backend = backend_of(make_orm)
     for bad in (True, None, object()):
         with pytest.raises(BackendError):
-            await backend.execute(("SET", "k", bad))  # type: ignore[arg-type]
-    assert await raw.exists("k") == 0
-    assert await backend.execute(("SET", "k", b"utf-8 text \xc3\xa9")) == "OK"  # type: ignore[arg-type]
-    assert await raw.get("k") == "utf-8 text é"
+            await backend.execute(("SET", "{t}k", bad))  # type: ignore[arg-type]
+    assert await raw.exists("{t}k") == 0
+    assert await backend.execute(("SET", "{t}k", b"utf-8 text \xc3\xa9")) == "OK"  # type: ignore[arg-type]
+    assert await raw.get("{t}k") == "utf-8 text é"
 
 
 async def test_guarded_applies_when_the_reads_still_hold(make_orm: MakeOrm, raw: aioredis.Redis) -> None:
     backend = backend_of(make_orm)
-    await raw.hset("h", mapping={"a": "1", "b": ""})
-    await raw.set("c", "x")
-    reads: list[Command] = [("HGETALL", "h"), ("MGET", "c", "d"), ("ZSCORE", "z", "m"), ("TIME",)]
+    await raw.hset("{t}h", mapping={"a": "1", "b": ""})
+    await raw.set("{t}c", "x")
+    reads: list[Command] = [("HGETALL", "{t}h"), ("MGET", "{t}c", "{t}d"), ("ZSCORE", "{t}z", "m"), ("TIME",)]
     seen: list[list[Any]] = []
 
     def plan(replies: list[Any]) -> list[Command]:
         seen.append(replies)
-        return [("SET", "d", "y"), ("HSET", "h", "a", "2"), ("GET", "d")]
+        return [("SET", "{t}d", "y"), ("HSET", "{t}h", "a", "2"), ("GET", "{t}d")]
 
-    assert await backend.guarded(["h", "c", "d", "z"], reads, plan) == ["OK", 0, "y"]
+    assert await backend.guarded(["{t}h", "{t}c", "{t}d", "{t}z"], reads, plan) == ["OK", 0, "y"]
     hash_reply, claims, score, _time = seen[0]
     assert dict(zip(hash_reply[::2], hash_reply[1::2], strict=True)) == {"a": "1", "b": ""}
     assert claims == ["x", None] and score is None
-    assert await raw.get("d") == "y" and await raw.hget("h", "a") == "2"
+    assert await raw.get("{t}d") == "y" and await raw.hget("{t}h", "a") == "2"
 
 
 async def test_guarded_returns_none_when_a_read_changed_and_writes_nothing(
     make_orm: MakeOrm, raw: aioredis.Redis, redis_server: EmbeddedRedis
 ) -> None:
     backend = backend_of(make_orm)
-    await raw.set("claim", "mine")
-    meddler = redis.Redis.from_url(redis_server.url)
+    await raw.set("{t}claim", "mine")
+    meddler: Any = (
+        redis.RedisCluster(host="127.0.0.1", port=raw.get_default_node().port)
+        if backend.features.kind == "redis-cluster"
+        else redis.Redis.from_url(redis_server.url)
+    )
 
     def plan(replies: list[Any]) -> list[Command]:
-        meddler.set("claim", "theirs")  # another writer lands between the reads and the write
-        return [("SET", "written", "1")]
+        meddler.set("{t}claim", "theirs")  # another writer lands between the reads and the write
+        return [("SET", "{t}written", "1")]
 
     try:
-        assert await backend.guarded(["claim"], [("MGET", "claim")], plan) is None
+        assert await backend.guarded(["{t}claim"], [("MGET", "{t}claim")], plan) is None
     finally:
         meddler.close()
-    assert await raw.exists("written") == 0
+    assert await raw.exists("{t}written") == 0
 
 
 async def test_guarded_re_raises_the_plans_error_and_allows_an_empty_plan(
@@ -163,23 +170,23 @@ async def test_guarded_re_raises_the_plans_error_and_allows_an_empty_plan(
         raise Refused("no")
 
     with pytest.raises(Refused):
-        await backend.guarded(["k"], [("GET", "k")], refuse)
-    assert await backend.guarded(["k"], [("GET", "k")], lambda replies: []) == []
-    assert await backend.guarded([], [], lambda replies: [("SET", "k", "1")]) == ["OK"]
-    assert await raw.get("k") == "1"
+        await backend.guarded(["{t}k"], [("GET", "{t}k")], refuse)
+    assert await backend.guarded(["{t}k"], [("GET", "{t}k")], lambda replies: []) == []
+    assert await backend.guarded([], [], lambda replies: [("SET", "{t}k", "1")]) == ["OK"]
+    assert await raw.get("{t}k") == "1"
     # the connection or session is still usable after each outcome
-    assert await backend.execute(("GET", "k")) == "1"
+    assert await backend.execute(("GET", "{t}k")) == "1"
 
 
 async def test_guarded_reads_of_many_keys(make_orm: MakeOrm, raw: aioredis.Redis) -> None:
     backend = backend_of(make_orm)
-    keys = [f"claim:{n}" for n in range(15_000)]
+    keys = [f"{{t}}claim:{n}" for n in range(15_000)]
     await raw.mset({key: "x" for key in keys[::7]})
     seen: list[list[Any]] = []
 
     def plan(replies: list[Any]) -> list[Command]:
         seen.append(replies[0])
-        return [("SET", "done", "1")]
+        return [("SET", "{t}done", "1")]
 
     assert await backend.guarded(keys, [("MGET", *keys)], plan) == ["OK"]
     assert seen[0] == ["x" if n % 7 == 0 else None for n in range(15_000)]
@@ -190,17 +197,17 @@ async def test_a_failing_write_is_a_backend_error_and_the_others_still_apply(
 ) -> None:
     """The MULTI/EXEC rule on every backend: a runtime error does not stop the other commands."""
     backend = backend_of(make_orm)
-    await raw.set("text", "x")
-    writes: list[Command] = [("SET", "a", "1"), ("HSET", "text", "f", "v"), ("SET", "b", "2")]
+    await raw.set("{t}text", "x")
+    writes: list[Command] = [("SET", "{t}a", "1"), ("HSET", "{t}text", "f", "v"), ("SET", "{t}b", "2")]
     with pytest.raises(BackendError, match="WRONGTYPE"):
-        await backend.guarded(["a"], [("GET", "a")], lambda replies: writes)
-    assert await raw.mget("a", "b") == ["1", "2"]
-    await raw.delete("a", "b")
+        await backend.guarded(["{t}a"], [("GET", "{t}a")], lambda replies: writes)
+    assert await raw.mget("{t}a", "{t}b") == ["1", "2"]
+    await raw.delete("{t}a", "{t}b")
     with pytest.raises(BackendError, match="WRONGTYPE"):
         await backend.atomic(writes)
-    assert await raw.mget("a", "b") == ["1", "2"]
+    assert await raw.mget("{t}a", "{t}b") == ["1", "2"]
     with pytest.raises(BackendError, match="WRONGTYPE"):
-        await backend.pipeline([("GET", "text"), ("HGET", "text", "f")])
+        await backend.pipeline([("GET", "{t}text"), ("HGET", "{t}text", "f")])
 
 
 async def test_a_malformed_command_discards_the_whole_atomic_batch(
@@ -208,9 +215,9 @@ async def test_a_malformed_command_discards_the_whole_atomic_batch(
 ) -> None:
     backend = backend_of(make_orm)
     with pytest.raises(BackendError) as caught:
-        await backend.atomic([("SET", "a", "1"), ("NOSUCHCOMMAND", "x")])
+        await backend.atomic([("SET", "{t}a", "1"), ("NOSUCHCOMMAND", "{t}x")])
     assert caught.value.code == "backend_error" and not caught.value.retryable
-    assert await raw.exists("a") == 0
+    assert await raw.exists("{t}a") == 0
     with pytest.raises(BackendError):
         await backend.execute(("NOSUCHCOMMAND",))
     with pytest.raises(BackendError, match="wrong number of arguments"):
@@ -238,22 +245,24 @@ async def test_guard_compares_every_reply_shape_exactly(
     backend = backend_of(make_orm)
     await raw.flushdb()
     if fields:
-        await raw.hset("h", mapping=cast(Any, fields))
+        await raw.hset("{t}h", mapping=cast(Any, fields))
     if members:
-        await raw.sadd("s", *members)
-        await raw.zadd("z", {m: n for n, m in enumerate(members)})
+        await raw.sadd("{t}s", *members)
+        await raw.zadd("{t}z", {m: n for n, m in enumerate(members)})
     if value is not None:
-        await raw.set("v", value)
+        await raw.set("{t}v", value)
     reads: list[Command] = [
-        ("HGETALL", "h"),
-        ("SMEMBERS", "s"),
-        ("ZRANGE", "z", 0, -1, "WITHSCORES"),
-        ("MGET", "v", "none"),
-        ("ZSCORE", "z", members[0] if members else "x"),
-        ("EXISTS", "h"),
+        ("HGETALL", "{t}h"),
+        ("SMEMBERS", "{t}s"),
+        ("ZRANGE", "{t}z", 0, -1, "WITHSCORES"),
+        ("MGET", "{t}v", "{t}none"),
+        ("ZSCORE", "{t}z", members[0] if members else "x"),
+        ("EXISTS", "{t}h"),
         ("TIME",),
     ]
-    result = await backend.guarded(["h", "s", "z", "v"], reads, lambda replies: [("SET", "done", "1")])
+    result = await backend.guarded(
+        ["{t}h", "{t}s", "{t}z", "{t}v"], reads, lambda replies: [("SET", "{t}done", "1")]
+    )
     assert result == ["OK"]
 
 
