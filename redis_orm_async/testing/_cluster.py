@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import socket
 import time
-from types import TracebackType
 from typing import Self
 
 import redis
 
 from .._errors import BackendUnavailableError
 from ._embedded import EmbeddedRedis, free_port
+from ._lifecycle import ManagedServer
 
 SLOTS = 16384
 BUS_PORT_OFFSET = 10000
@@ -49,7 +49,7 @@ def slot_ranges(masters: int) -> list[tuple[int, int]]:
     return [(i * SLOTS // masters, (i + 1) * SLOTS // masters - 1) for i in range(masters)]
 
 
-class LocalRedisCluster:
+class LocalRedisCluster(ManagedServer):
     """Start and stop a private Redis Cluster of ``masters`` primaries.
 
     Use ``with LocalRedisCluster() as cluster:`` (or ``async with``), then connect with
@@ -163,29 +163,3 @@ class LocalRedisCluster:
         servers, self._servers = self._servers, []
         for server in servers:
             server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        import anyio.to_thread
-
-        return await anyio.to_thread.run_sync(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(self.stop)

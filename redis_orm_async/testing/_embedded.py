@@ -14,10 +14,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from types import TracebackType
 from typing import Self
 
 from .._errors import BackendUnavailableError
+from ._lifecycle import ManagedServer
 
 
 def find_redis_server() -> str:
@@ -74,7 +74,7 @@ def _serving_pid(port: int, password: str | None) -> int | None:
     return int(line) if line.isdigit() else None
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(ManagedServer):
     """Start and stop one private ``redis-server``.
 
     Use ``with EmbeddedRedis() as server:`` (or ``async with``), then connect to ``server.url``.
@@ -175,32 +175,6 @@ class EmbeddedRedis:
         if tmpdir is not None:
             with contextlib.suppress(OSError):
                 tmpdir.cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        import anyio.to_thread
-
-        return await anyio.to_thread.run_sync(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        import anyio.to_thread
-
-        await anyio.to_thread.run_sync(self.stop)
 
     def __del__(self) -> None:
         if self._process is not None and self._process.poll() is None:

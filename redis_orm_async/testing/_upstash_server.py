@@ -20,8 +20,9 @@ import socket
 import socketserver
 import threading
 import urllib.parse
-from types import TracebackType
 from typing import Any, Final, TypeAlias
+
+from ._lifecycle import ManagedServer
 
 __all__ = ["UpstashRestServer"]
 
@@ -551,7 +552,7 @@ class _HTTPServer(http.server.HTTPServer):
             thread.join(timeout)
 
 
-class UpstashRestServer:
+class UpstashRestServer(ManagedServer):
     """Serve the Upstash REST protocol on localhost, forwarding to a real redis-server.
 
     Use it as ``with UpstashRestServer(redis_url, token) as srv:`` (or ``async with``)
@@ -639,30 +640,6 @@ class UpstashRestServer:
         httpd.close_connections(self._socket_timeout * 2 + 1)
         if pool is not None:
             pool.close()
-
-    def __enter__(self) -> UpstashRestServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> UpstashRestServer:
-        self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _authorized(self, header: str | None) -> bool:
         if not header:
