@@ -19,8 +19,12 @@ converted at the backend adapter boundary and kept as ``cause``::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class OrmError(Exception):
@@ -137,3 +141,29 @@ class AuthenticationError(BackendError):
     """The backend refused the credentials; the secret itself is never echoed."""
 
     code = "authentication_failed"
+
+
+def tag_backend_errors(cls: type[T]) -> type[T]:
+    """Give every ``OrmError`` that escapes a public coroutine of ``cls`` the backend kind.
+
+    Errors raised before any I/O (validation, query shape) are found by the repository, not by an
+    adapter; this stamps them with ``self._backend.features.kind`` so that every error says which
+    backend it concerns, without each method saying so.
+    """
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.iscoroutinefunction(member):
+            setattr(cls, name, _tagged(member))
+    return cls
+
+
+def _tagged(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        except OrmError as exc:
+            if exc.backend_kind is None:
+                exc.backend_kind = self._backend.features.kind
+            raise
+
+    return wrapper

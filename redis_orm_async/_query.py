@@ -39,9 +39,7 @@ CompareOp = Literal["eq", "in", "gt", "gte", "lt", "lte", "contains", "startswit
 RANGE_OPS: frozenset[str] = frozenset({"gt", "gte", "lt", "lte"})
 TEXT_OPS: frozenset[str] = frozenset({"contains", "startswith"})
 OPERATORS: tuple[str, ...] = ("eq", "in", "not", "gt", "gte", "lt", "lte", "contains", "startswith")
-LOGICAL: tuple[str, ...] = ("AND", "OR", "NOT")
 RANGE_KINDS: frozenset[str] = frozenset({"int", "float", "decimal", "datetime", "date", "text"})
-ORDER_KINDS: frozenset[str] = RANGE_KINDS | {"bool", "enum"}
 
 OrderBy: TypeAlias = Mapping[str, str] | Sequence[Mapping[str, str]]
 """``{"age": "desc"}`` or ``[{"age": "desc"}, {"name": "asc"}]``."""

@@ -255,6 +255,9 @@ end
 
 local out, lead, matched = {}, 0, 0
 local grp, grp_id, last_id = {}, nil, nil
+local function same(a, b)
+  return a ~= nil and b ~= nil and a[1] == b[1] and a[2] == b[2]
+end
 local started, done = false, false
 local limit = -1
 local start_seg, start_rank = 1, 0
@@ -318,22 +321,23 @@ local function visit(si, seg, m, sc)
       return
     end
   end
+  -- a tie group is one segment and one numeric score (so that -0 and 0 are one group)
   local gid = nil
   if seg.const then
-    if seg.tied then gid = si .. ':' end
+    if seg.tied then gid = {si, 0} end
   elseif seg.tied and not exact_at(sc) then
-    gid = si .. ':' .. sc
+    gid = {si, tonumber(sc)}
   end
   if matched < skip then
     if gid then
-      if gid ~= grp_id then grp = {}; grp_id = gid end
+      if not same(gid, grp_id) then grp = {}; grp_id = gid end
       grp[#grp + 1] = m
     end
     matched = matched + 1
   elseif limit < 0 or matched < limit then
     if not started then
       started = true
-      if gid and gid == grp_id then
+      if same(gid, grp_id) then
         for _, x in ipairs(grp) do out[#out + 1] = x end
         lead = #grp
       end
@@ -341,7 +345,7 @@ local function visit(si, seg, m, sc)
     out[#out + 1] = m
     last_id = gid
     matched = matched + 1
-  elseif gid and gid == last_id then
+  elseif same(gid, last_id) then
     out[#out + 1] = m
   else
     done = true

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ._backend import Backend, pairs_to_dict
 from ._changes import parse_changes
 from ._counters import apply_counters, counter_eligible
-from ._errors import NotFoundError, QueryError, ValidationError
+from ._errors import NotFoundError, QueryError, ValidationError, tag_backend_errors
 from ._expiry import sweep_due
 from ._model import Model
 from ._planner import Plan, build_plan
@@ -83,6 +83,7 @@ def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
     )
 
 
+@tag_backend_errors
 class Repository(Generic[M]):
     """Create, read, update and delete one model's records; every write is one MULTI/EXEC."""
 

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 
 from redis_orm_async import (
     NotFoundError,
+    OrmError,
     Orm,
     QueryError,
     Schema,
@@ -299,3 +300,20 @@ async def test_stored_text_is_readable_by_other_tools(make_orm: MakeOrm, raw: ai
     assert stored == {
         "id": rec.id, "number": "5", "flag": "true", "price": "1.50", "status": "banned", "items": "[1,2]",
     }  # fmt: skip
+
+
+async def test_every_error_names_the_backend(make_orm: MakeOrm) -> None:
+    orm = make_orm(SCHEMA)
+    users = orm.repo(User)
+    kind = orm.backend.features.kind
+    await users.create(data={"email": "k@x.io", "age": 1})
+    failures = [
+        users.create(data={"email": "k@x.io", "age": 1}),
+        users.create(data={"email": "x@x.io", "age": "old"}),
+        users.find_unique(where={"age": 1}),
+        users.find_unique_or_raise(where={"email": "none@x.io"}),
+    ]
+    for failure in failures:
+        with pytest.raises(OrmError) as caught:
+            await failure
+        assert caught.value.backend_kind == kind, repr(caught.value)

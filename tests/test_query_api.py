@@ -43,7 +43,12 @@ class Line(Model, key_prefix="line"):
     note: str = ""
 
 
-SCHEMA = Schema([Person, Line])
+class Reading(Model, key_prefix="reading"):
+    value: float | None = Field(None, index=True)
+    tag: str = ""
+
+
+SCHEMA = Schema([Person, Line, Reading])
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 PEOPLE: list[dict[str, Any]] = [
@@ -322,3 +327,29 @@ async def test_bulk_writes_take_a_general_where(make_orm: MakeOrm) -> None:
     assert await people.delete_many(where={"OR": [{"age": None}, {"tier": "pro"}]}) == 3
     assert await names(orm, order_by={"name": "asc"}) == ["Bob", "Ed:1"]
     assert (await orm.audit(Person)).ok
+
+
+async def test_every_window_of_a_tied_order_is_exact(make_orm: MakeOrm) -> None:
+    """-0.0 and 0.0 share one score (Redis prints them as -0 and 0); ties span page borders."""
+    orm = make_orm(SCHEMA)
+    readings = orm.repo(Reading)
+    values = [-1.5, -0.0, 0.0, -0.0, 0.0, 0.5, None, float("inf"), -1.5, None]
+    created = await readings.create_many([{"value": v, "tag": "abc"[i % 3]} for i, v in enumerate(values)])
+    for order in ([("value", False), ("tag", True)], [("value", True)], [("value", False)]):
+        expected_all = sorted(created, key=lambda r: r.id, reverse=order[-1][1])
+        for name, descending in reversed(order):
+
+            def key(r: Reading, name: str = name) -> tuple[bool, Any]:
+                value = getattr(r, name)
+                return (True, 0) if value is None else (False, value)
+
+            expected_all.sort(key=key, reverse=descending)
+        order_by = [{name: "desc" if d else "asc"} for name, d in order]
+        for skip in range(len(values)):
+            for take in (1, 2, 3):
+                found = await readings.find_many(order_by=order_by, skip=skip, take=take)
+                assert [r.id for r in found] == [r.id for r in expected_all[skip : skip + take]], (
+                    order,
+                    skip,
+                    take,
+                )
