@@ -13,8 +13,8 @@ from hypothesis import given, settings
 
 from redis_orm_async import (
     NotFoundError,
-    OrmError,
     Orm,
+    OrmError,
     QueryError,
     Schema,
     UniqueConstraintError,
