@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._backend import Backend, pairs_to_dict
+from ._backend import Backend
 from ._indexes import LEX_SEPARATOR, IndexEntries, index_entries
 from ._schema import ModelMeta
 
@@ -150,7 +150,7 @@ async def audit_model(backend: Backend, meta: ModelMeta) -> AuditReport:
         for position, id_text in enumerate(batch):
             stored, ttl = replies[2 * position], replies[2 * position + 1]
             if stored:
-                records[id_text] = pairs_to_dict(stored)
+                records[id_text] = stored
                 if int(ttl) > 0:
                     actual.ttl_ids.add(id_text)
     for field_meta in meta.fields.values():

@@ -2,7 +2,9 @@
 
 The core builds commands; an adapter only executes them and absorbs its client's quirks. Results
 come back in one shape whatever the client: RESP2 values with ``str`` for bulk and status replies,
-``int``, ``None`` and nested ``list`` (never bytes, sets, dicts or floats).
+``int``, ``None`` and nested ``list`` (never bytes, sets or floats), except that ``HGETALL`` always
+gives a ``dict[str, str]``: records are read that way on every hot path, and a RESP3 map is
+already one.
 """
 
 from __future__ import annotations
@@ -97,7 +99,10 @@ def normalize(value: Any) -> Any:
 
 
 def normalize_reply(command: Command, reply: Any) -> Any:
-    """``normalize`` plus RESP3's nested ``[member, score]`` pairs flattened to the RESP2 shape."""
+    """``normalize`` for the reply of ``command``: HGETALL as a dict, and RESP3's nested
+    ``[member, score]`` pairs flattened to the RESP2 shape."""
+    if command[0] == "HGETALL":
+        return _record(reply)
     value = normalize(reply)
     if (
         isinstance(value, list)
@@ -107,6 +112,14 @@ def normalize_reply(command: Command, reply: Any) -> Any:
     ):
         return [item for pair in value for item in pair]
     return value
+
+
+def _record(reply: Any) -> dict[str, str]:
+    items = reply.items() if type(reply) is dict else zip(reply[::2], reply[1::2], strict=True)
+    return {
+        (key.decode() if type(key) is bytes else key): (value.decode() if type(value) is bytes else value)
+        for key, value in items
+    }
 
 
 def pairs_to_dict(flat: list[Any]) -> dict[str, Any]:

@@ -72,9 +72,11 @@ class Model(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     __orm_options__: ClassVar[ModelOptions] = ModelOptions()
+    # Loaded relations live in a slot, not a PrivateAttr: a private attribute makes Pydantic run
+    # its private-state setup on every instance, doubling the cost of decoding a record.
+    __slots__ = ("_orm_relations",)
 
     id: str = pydantic.Field(default_factory=new_ulid)
-    _relations: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init_subclass__(
         cls,
@@ -90,3 +92,13 @@ class Model(BaseModel):
             unique_together=tuple(tuple(fields) for fields in unique_together),
             ttl=ttl,
         )
+
+
+def loaded_relations(instance: Model) -> dict[str, Any]:
+    """The relations loaded onto one instance (created on first use, never copied or compared)."""
+    try:
+        relations: dict[str, Any] = instance._orm_relations  # type: ignore[attr-defined]
+    except AttributeError:
+        relations = {}
+        object.__setattr__(instance, "_orm_relations", relations)
+    return relations

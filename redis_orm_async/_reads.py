@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from ._backend import Backend, Command, pairs_to_dict
+from ._backend import Backend, Command
 from ._errors import NotFoundError
 from ._expiry import clean_ids
 from ._planner import AllIds, Node, Plan, ScoreRange, build_plan, compile_program
@@ -427,7 +427,7 @@ def _record_command(meta: ModelMeta, id_text: str, fields: Collection[str] | Non
 
 def _row(id_text: str, reply: Any, fields: Collection[str] | None) -> dict[str, str] | None:
     if fields is None:
-        return pairs_to_dict(reply) if reply else None
+        return reply or None
     if not reply or reply[0] is None:
         return None
     row = {"id": id_text}

@@ -192,15 +192,29 @@ class RedisBackend(PackedExchange):
             finally:
                 await self._pool.release(connection)
 
+    async def _batch(self, commands: Sequence[Command]) -> list[Any]:
+        """One plain round trip; the hot path of every read, so it avoids context-manager layers."""
+        async with self._slots:
+            try:
+                connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            except Exception as exc:
+                raise map_redis_error(exc) from exc
+            try:
+                replies = await self._exchange(connection, commands)
+            except BaseException as exc:
+                await connection.disconnect()  # replies may be left unread
+                await self._pool.release(connection)
+                if isinstance(exc, Exception):
+                    raise self._error(exc) from exc
+                raise
+            await self._pool.release(connection)
+        return self._raise_first(replies)
+
     async def execute(self, command: Command) -> Any:
-        async with self._connection() as connection:
-            return self._raise_first(await self._exchange(connection, [command]))[0]
+        return (await self._batch((command,)))[0]
 
     async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
-        if not commands:
-            return []
-        async with self._connection() as connection:
-            return self._raise_first(await self._exchange(connection, commands))
+        return await self._batch(commands) if commands else []
 
     async def atomic(self, commands: Sequence[Command]) -> list[Any]:
         if not commands:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, overload
 
 from ._errors import QueryError, RelationNotLoadedError, SchemaError, ValidationError
-from ._model import Model
+from ._model import Model, loaded_relations
 from ._query import Query, Row, page, parse_query
 from ._reads import fetch_rows, forget, read_rows
 
@@ -42,7 +42,7 @@ NESTED_OPTIONS = ("where", "order_by", "take", "skip", "select", "include")
 
 
 class Relation(Generic[T]):
-    """A relation descriptor; the loaded value lives in the instance's ``_relations``."""
+    """A relation descriptor; the loaded value lives in the instance's ``loaded_relations``."""
 
     kind: ClassVar[RelationKind]
 
@@ -64,7 +64,7 @@ class Relation(Generic[T]):
         self.name = name
 
     def _loaded(self, instance: Any) -> Any:
-        relations: dict[str, Any] = instance._relations
+        relations = loaded_relations(instance)
         try:
             return relations[self.name]
         except KeyError:
@@ -392,7 +392,7 @@ async def materialize(
         instance = build_instance(meta, row, selection.fields)
         for name, nested in selection.relations.items():
             empty: Any = [] if nested.relation.to_many else None
-            instance._relations[name] = loaded[name].get(row["id"], empty)
+            loaded_relations(instance)[name] = loaded[name].get(row["id"], empty)
         instances.append(instance)
     return instances
 

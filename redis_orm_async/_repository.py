@@ -148,7 +148,7 @@ class Repository(Generic[M]):
         stored = await self._backend.execute(("HGETALL", self.meta.keys.record(id_text)))
         if not stored:
             return None
-        record: M = self.meta.decode(id_text, pairs_to_dict(stored))  # type: ignore[assignment]
+        record: M = self.meta.decode(id_text, stored)  # type: ignore[assignment]
         return record
 
     async def find_unique_or_raise(self, where: Mapping[str, Any]) -> M:

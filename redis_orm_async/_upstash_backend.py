@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 
-from ._backend import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize
+from ._backend import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
 from ._errors import AuthenticationError, BackendError, BackendUnavailableError, OrmError
 
 try:
@@ -187,6 +187,8 @@ def wire(command: Command) -> list[str]:
 
 def expect(value: Any, out: list[str], mode: str = "v") -> None:
     """Append the type-tagged encoding of one reply that ``GUARD_SCRIPT`` compares against."""
+    if mode == "m" and isinstance(value, dict):
+        value = [part for pair in value.items() for part in pair]
     if mode in ("m", "u") and isinstance(value, list):
         out.extend((mode, str(len(value))))
         for item in value:
@@ -378,7 +380,7 @@ class UpstashBackend:
         body = wire(command)
         self.stats.record(1)
         reply = await self._send(lambda: self._client.execute(body))
-        return normalize(reply)
+        return normalize_reply(command, reply)
 
     async def _batch(self, commands: Sequence[Command], *, atomic: bool) -> list[Any]:
         bodies = [wire(command) for command in commands]
@@ -397,7 +399,7 @@ class UpstashBackend:
             raise BackendError(
                 f"upstash answered {len(commands)} commands with {got} replies", backend_kind=KIND
             )
-        return [normalize(reply) for reply in replies]
+        return [normalize_reply(command, reply) for command, reply in zip(commands, replies, strict=True)]
 
     async def _explain_refusal(self, refusal: BackendError) -> BackendError:
         """The client hides why a whole batch was refused; a PING tells a bad token or a dead

@@ -19,7 +19,7 @@ from typing import Any, Final
 import anyio
 import pydantic
 
-from ._backend import Backend, Command, pairs_to_dict
+from ._backend import Backend, Command
 from ._changes import FieldChange
 from ._errors import (
     TransactionConflictError,
@@ -406,7 +406,7 @@ def _view_from(reads: Reads, replies: list[Any]) -> View:
         stored = replies[position]
         score = replies[position + 1]
         position += 2
-        view.records[ref] = pairs_to_dict(stored) if stored else None
+        view.records[ref] = stored or None
         view.expiries[ref] = None if score is None else int(float(score))
     if reads.claims:
         for claim, holder in zip(reads.claims, replies[position], strict=True):
