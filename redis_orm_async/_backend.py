@@ -115,6 +115,8 @@ def normalize_reply(command: Command, reply: Any) -> Any:
 
 
 def _record(reply: Any) -> dict[str, str]:
+    if type(reply) is dict and (not reply or type(next(iter(reply))) is str):
+        return reply  # a RESP3 map from a client that decodes responses: already the final shape
     items = reply.items() if type(reply) is dict else zip(reply[::2], reply[1::2], strict=True)
     return {
         (key.decode() if type(key) is bytes else key): (value.decode() if type(value) is bytes else value)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -110,16 +111,22 @@ class ModelMeta:
     def decode(self, id_text: str, stored: Mapping[str, str]) -> Model:
         """Build a model from its HASH; fields that the model no longer declares are ignored."""
         values: dict[str, Any] = {"id": id_text}
+        decoders = self._decoders
         try:
             for name, text in stored.items():
-                meta = self.fields.get(name)
-                if meta is not None:
-                    values[name] = meta.codec.decode(text)
+                if name in decoders:
+                    decode = decoders[name]
+                    values[name] = text if decode is None else decode(text)
             return self.model.model_validate(values)
         except (ValueError, pydantic.ValidationError) as exc:
             raise ValidationError(
                 f"stored {self.name} record {id_text!r} does not fit the model: {exc}", cause=exc
             ) from exc
+
+    @functools.cached_property
+    def _decoders(self) -> dict[str, Callable[[str], Any] | None]:
+        """Each field's decoder; None where the stored text is already the value (text fields)."""
+        return {name: None if f.codec.kind == "text" else f.codec.decode for name, f in self.fields.items()}
 
     def claim_key(
         self, constraint: UniqueConstraint, encoded: Mapping[str, str | None], id_text: str

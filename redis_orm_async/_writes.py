@@ -11,7 +11,7 @@ it and the engine starts over with that key included.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
@@ -78,19 +78,20 @@ class MissingReads(Exception):
         self.time = time
 
 
-@dataclass
 class Reads:
-    records: list[RecordRef] = field(default_factory=list)
-    claims: list[str] = field(default_factory=list)
-    time: bool = False
+    """What a batch must read: records, claim keys and the server clock, each named once
+    (ordered dicts used as sets, since a ``create_many`` chunk merges hundreds of them)."""
+
+    def __init__(
+        self, records: Iterable[RecordRef] = (), claims: Iterable[str] = (), time: bool = False
+    ) -> None:
+        self.records = dict.fromkeys(records)
+        self.claims = dict.fromkeys(claims)
+        self.time = time
 
     def merge(self, other: Reads | MissingReads) -> None:
-        for ref in other.records:
-            if ref not in self.records:
-                self.records.append(ref)
-        for claim in other.claims:
-            if claim not in self.claims:
-                self.claims.append(claim)
+        self.records.update(dict.fromkeys(other.records))
+        self.claims.update(dict.fromkeys(other.claims))
         self.time = self.time or other.time
 
 
@@ -441,7 +442,7 @@ class WriteEngine:
                     commands.extend(op.apply(view))
                 return commands
 
-            watch = [ref.key for ref in reads.records] + reads.claims
+            watch = [*(ref.key for ref in reads.records), *reads.claims]
             attempt += 1
             missed = False
             try:
