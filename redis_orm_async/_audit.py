@@ -84,12 +84,12 @@ def compare(
         live = owner in records
         problems.append(AuditProblem("stale" if live else "dangling", key, member))
 
-    for key in want_sets.keys() | actual.sets.keys():
+    for key in set(want_sets) | set(actual.sets):
         have, want = actual.sets.get(key, set()), want_sets.get(key, set())
         problems.extend(AuditProblem("missing", key, m) for m in sorted(want - have))
         for member in sorted(have - want):
             extra(key, member)
-    for key in want_zsets.keys() | actual.zsets.keys():
+    for key in set(want_zsets) | set(actual.zsets):
         have_z, want_z = actual.zsets.get(key, {}), want_zsets.get(key, {})
         for member, score in sorted(want_z.items()):
             if member not in have_z:
@@ -97,9 +97,9 @@ def compare(
             elif have_z[member] != score:
                 detail = f"score {have_z[member]} != {score}"
                 problems.append(AuditProblem("wrong_score", key, member, detail))
-        for member in sorted(have_z.keys() - want_z.keys()):
+        for member in sorted(set(have_z) - set(want_z)):
             extra(key, member)
-    for key in want_claims.keys() | actual.claims.keys():
+    for key in set(want_claims) | set(actual.claims):
         holder, owner = actual.claims.get(key), want_claims.get(key)
         if owner is None:
             assert holder is not None
@@ -108,9 +108,9 @@ def compare(
             problems.append(AuditProblem("missing", key, owner))
         elif holder != owner:
             problems.append(AuditProblem("wrong_claim", key, holder, f"should be {owner!r}"))
-    for id_text in sorted(actual.ttl_ids - actual.expiry.keys()):
+    for id_text in sorted(actual.ttl_ids - set(actual.expiry)):
         problems.append(AuditProblem("expiry", meta.keys.expiry(), id_text, "expiring, not indexed"))
-    for id_text in sorted(actual.expiry.keys() - actual.ttl_ids):
+    for id_text in sorted(set(actual.expiry) - actual.ttl_ids):
         kind: ProblemKind = "dangling" if id_text not in records else "expiry"
         problems.append(AuditProblem(kind, meta.keys.expiry(), id_text, "no expiry on record"))
     return problems
@@ -138,7 +138,7 @@ async def audit_model(backend: Backend, meta: ModelMeta) -> AuditReport:
     record_ids = [keys.id_from_record_key(key) async for key in _scan(backend, keys.record_pattern())]
     actual = IndexSnapshot()
     actual.zsets[keys.ids()] = await _zset(backend, keys.ids())
-    record_ids = sorted(set(record_ids) | actual.zsets[keys.ids()].keys())
+    record_ids = sorted(set(record_ids) | set(actual.zsets[keys.ids()]))
     records: dict[str, dict[str, str]] = {}
     for start in range(0, len(record_ids), BATCH):
         batch = record_ids[start : start + BATCH]

@@ -221,7 +221,7 @@ class ClusterBackend(PackedExchange):
 
     async def execute(self, command: Command) -> Any:
         key = routing_key(command)
-        if str(command[0]).upper() in ("SCAN", "KEYS") and not (key and has_hash_tag(key)):
+        if str(command[0]).upper() == "SCAN" and not (key and has_hash_tag(key)):
             raise QueryError(
                 f"on Redis Cluster {str(command[0]).upper()} needs a pattern with a hash tag, so "
                 "that it runs on the one node that holds the model's keys",
