@@ -101,6 +101,11 @@ def normalize(value: Any) -> Any:
 def normalize_reply(command: Command, reply: Any) -> Any:
     """``normalize`` for the reply of ``command``: HGETALL as a dict, and RESP3's nested
     ``[member, score]`` pairs flattened to the RESP2 shape."""
+    kind = type(reply)
+    if kind is str or kind is int or reply is None:
+        return reply  # most replies, and every one a decoding client gives for a write
+    if kind is dict and command[0] == "HGETALL" and (not reply or type(next(iter(reply))) is str):
+        return reply  # a record from a decoding RESP3 client, the hot path of every read
     if command[0] == "HGETALL":
         return _record(reply)
     value = normalize(reply)
@@ -115,8 +120,6 @@ def normalize_reply(command: Command, reply: Any) -> Any:
 
 
 def _record(reply: Any) -> dict[str, str]:
-    if type(reply) is dict and (not reply or type(next(iter(reply))) is str):
-        return reply  # a RESP3 map from a client that decodes responses: already the final shape
     items = reply.items() if type(reply) is dict else zip(reply[::2], reply[1::2], strict=True)
     return {
         (key.decode() if type(key) is bytes else key): (value.decode() if type(value) is bytes else value)

@@ -26,6 +26,10 @@ class IndexEntries:
     claims: dict[str, str] = field(default_factory=dict)
 
 
+_NO_ENTRIES = IndexEntries()
+"""The entries of a record that does not exist; only ever read."""
+
+
 def lex_member(text: str, id_text: str) -> str:
     return escape(text) + LEX_SEPARATOR + id_text
 
@@ -59,8 +63,8 @@ def index_diff(
     Returns the commands, the claim keys that are released and the claim keys that are taken;
     the caller decides how claims are written (plain SET, or SET with an expiry).
     """
-    before = old or IndexEntries()
-    after = new or IndexEntries()
+    before = old or _NO_ENTRIES
+    after = new or _NO_ENTRIES
     commands: list[Command] = []
     for key in before.sets - after.sets:
         commands.append(("SREM", key, id_text))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 """Key prefixes and namespaces: no glob characters, separators or hash-tag braces."""
@@ -37,6 +37,8 @@ def _percent(match: re.Match[str]) -> str:
 
 def escape(text: str) -> str:
     """Percent-escape separators, glob and hash-tag characters and control characters."""
+    if text.isalnum():  # no escaped character is alphanumeric: the usual id, checked fastest
+        return text
     return _NEEDS_ESCAPE.sub(_percent, text) if _NEEDS_ESCAPE.search(text) else text
 
 
@@ -72,14 +74,18 @@ class KeySpace:
 
     prefix: str
     namespace: str = ""
+    base: str = field(init=False, repr=False, compare=False)
+    """``[namespace:]{prefix}``, built once: every key of every command starts with it."""
+    _record_head: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def base(self) -> str:
+    def __post_init__(self) -> None:
         tag = "{" + self.prefix + "}"
-        return f"{self.namespace}:{tag}" if self.namespace else tag
+        base = f"{self.namespace}:{tag}" if self.namespace else tag
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "_record_head", base + ":r:")
 
     def record(self, record_id: str) -> str:
-        return f"{self.base}:r:{escape(record_id)}"
+        return self._record_head + escape(record_id)
 
     def record_pattern(self) -> str:
         """SCAN MATCH pattern of every record key (prefix and namespace hold no glob chars)."""

@@ -100,5 +100,11 @@ def loaded_relations(instance: Model) -> dict[str, Any]:
         relations: dict[str, Any] = instance._orm_relations  # type: ignore[attr-defined]
     except AttributeError:
         relations = {}
-        object.__setattr__(instance, "_orm_relations", relations)
+        attach_relations(instance, relations)
     return relations
+
+
+def attach_relations(instance: Model, relations: dict[str, Any]) -> None:
+    """Set a new instance's loaded relations at once: probing the empty slot first would go
+    through Pydantic's ``__getattr__`` and an exception, several µs per instance."""
+    object.__setattr__(instance, "_orm_relations", relations)

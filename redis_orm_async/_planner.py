@@ -23,6 +23,7 @@ Strategies:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -387,8 +388,28 @@ def _render(node: Node, depth: int = 0) -> str:
     return pad + node.label
 
 
+PLAN_CACHE = 256
+"""Plans remembered per model: an application repeats a few query shapes with a few values."""
+_PLANS: weakref.WeakKeyDictionary[ModelMeta, dict[tuple[Query, Operation], Plan]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def build_plan(meta: ModelMeta, query: Query, operation: Operation = "find") -> Plan:
-    """Choose how to answer ``query``; pure, so ``explain`` costs nothing."""
+    """Choose how to answer ``query``; pure, so ``explain`` costs nothing and a plan (immutable,
+    a function of the parsed query alone) is built once and reused."""
+    plans = _PLANS.get(meta)
+    if plans is None:
+        plans = _PLANS[meta] = {}
+    plan = plans.get((query, operation))
+    if plan is None:
+        if len(plans) >= PLAN_CACHE:
+            plans.clear()  # cursors make endless distinct queries; the shapes in use come back at once
+        plan = plans[(query, operation)] = _new_plan(meta, query, operation)
+    return plan
+
+
+def _new_plan(meta: ModelMeta, query: Query, operation: Operation) -> Plan:
     source, exact = index_node(meta, query.where)
     order_index = _order_index(meta, query.order)
     strategy: Strategy

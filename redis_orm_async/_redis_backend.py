@@ -99,11 +99,12 @@ class PackedExchange:
         """Write every command at once and read every reply; error replies are returned in place."""
         await connection.send_packed_command(connection.pack_commands(commands))
         replies: list[Any] = []
+        append, read = replies.append, connection.read_response
         for command in commands:
             try:
-                replies.append(normalize_reply(command, await connection.read_response()))
+                append(normalize_reply(command, await read()))
             except redis_errors.ResponseError as exc:
-                replies.append(exc)
+                append(exc)
         return replies
 
     async def _exchange(self, connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:

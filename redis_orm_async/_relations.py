@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, overload
 
 from ._errors import QueryError, RelationNotLoadedError, SchemaError, ValidationError
-from ._model import Model, loaded_relations
+from ._model import Model, attach_relations, loaded_relations
 from ._query import Query, Row, page, parse_query
 from ._reads import fetch_rows, forget, read_rows
 
@@ -384,15 +384,22 @@ async def materialize(
     backend: Backend, schema: Schema, meta: ModelMeta, rows: Sequence[Row], selection: Selection
 ) -> list[Model]:
     """Build the instances of one level and load their relations, one batch per relation."""
-    loaded = {
-        name: await _load(backend, schema, meta, rows, nested) for name, nested in selection.relations.items()
-    }
+    fields = selection.fields
+    if not selection.relations:
+        if fields is None:  # whole records: decoded directly, the one call per row that matters
+            decode = meta.decode
+            return [decode(row["id"], row) for row in rows]
+        return [build_instance(meta, row, fields) for row in rows]
+    loaded = [
+        (name, nested.relation.to_many, await _load(backend, schema, meta, rows, nested))
+        for name, nested in selection.relations.items()
+    ]
     instances: list[Model] = []
     for row in rows:
-        instance = build_instance(meta, row, selection.fields)
-        for name, nested in selection.relations.items():
-            empty: Any = [] if nested.relation.to_many else None
-            loaded_relations(instance)[name] = loaded[name].get(row["id"], empty)
+        instance = build_instance(meta, row, fields)
+        parent = row["id"]
+        relations = {name: values.get(parent, [] if to_many else None) for name, to_many, values in loaded}
+        attach_relations(instance, relations)
         instances.append(instance)
     return instances
 
@@ -421,13 +428,16 @@ async def _load(
     relation = nested.relation
     target = schema.by_name(relation.target)
     fields = selection_fields(target, nested.selection, nested.query)
-    parents = [row["id"] for row in rows]
-    groups: dict[str, list[Row]]
     if relation.kind == "belongs_to":
+        # at most one target per parent and no nested where, order or page: nothing to filter
         links = {row["id"]: row.get(relation.foreign_key) for row in rows}
         found = await fetch_rows(backend, target, [v for v in links.values() if v is not None], fields)
-        groups = {parent: [found[link]] if link in found else [] for parent, link in links.items()}
-    elif relation.kind in ("has_one", "has_many"):
+        built = await materialize(backend, schema, target, list(found.values()), nested.selection)
+        by_link = dict(zip(found, built, strict=True))
+        return {parent: None if link is None else by_link.get(link) for parent, link in links.items()}
+    parents = [row["id"] for row in rows]
+    groups: dict[str, list[Row]]
+    if relation.kind in ("has_one", "has_many"):
         key = relation.foreign_key
         children = await _lookup(backend, target, key, parents)
         wanted = None if fields is None else {*fields, key}

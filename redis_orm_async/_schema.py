@@ -110,23 +110,32 @@ class ModelMeta:
 
     def decode(self, id_text: str, stored: Mapping[str, str]) -> Model:
         """Build a model from its HASH; fields that the model no longer declares are ignored."""
-        values: dict[str, Any] = {"id": id_text}
-        decoders = self._decoders
+        names, converters = self._decoding
+        values: Mapping[str, Any] = stored
+        if not names.issuperset(values):
+            values = {name: text for name, text in values.items() if name in names}
         try:
-            for name, text in stored.items():
-                if name in decoders:
-                    decode = decoders[name]
-                    values[name] = text if decode is None else decode(text)
-            return self.model.model_validate(values)
+            if converters or values.get("id") != id_text:  # else validated as stored, uncopied
+                values = {**values, "id": id_text}
+                for name, decode in converters:
+                    text = values.get(name)
+                    if text is not None:
+                        values[name] = decode(text)
+            # the validator itself: ``model_validate`` only forwards to it, at a cost per record
+            instance: Model = self.model.__pydantic_validator__.validate_python(values)
         except (ValueError, pydantic.ValidationError) as exc:
             raise ValidationError(
                 f"stored {self.name} record {id_text!r} does not fit the model: {exc}", cause=exc
             ) from exc
+        return instance
 
     @functools.cached_property
-    def _decoders(self) -> dict[str, Callable[[str], Any] | None]:
-        """Each field's decoder; None where the stored text is already the value (text fields)."""
-        return {name: None if f.codec.kind == "text" else f.codec.decode for name, f in self.fields.items()}
+    def _decoding(self) -> tuple[frozenset[str], tuple[tuple[str, Callable[[str], Any]], ...]]:
+        """The names a stored HASH may hold, and the decoder of each field whose stored text is
+        not already its value (text fields need none)."""
+        names = frozenset(("id", *self.fields))
+        converters = tuple((n, f.codec.decode) for n, f in self.fields.items() if f.codec.kind != "text")
+        return names, converters
 
     def claim_key(
         self, constraint: UniqueConstraint, encoded: Mapping[str, str | None], id_text: str

@@ -90,8 +90,12 @@ class Reads:
         self.time = time
 
     def merge(self, other: Reads | MissingReads) -> None:
-        self.records.update(dict.fromkeys(other.records))
-        self.claims.update(dict.fromkeys(other.claims))
+        if isinstance(other, Reads):  # already ordered sets: no copy per merged operation
+            self.records.update(other.records)
+            self.claims.update(other.claims)
+        else:
+            self.records.update(dict.fromkeys(other.records))
+            self.claims.update(dict.fromkeys(other.claims))
         self.time = self.time or other.time
 
 
@@ -120,7 +124,7 @@ def claim_holder(view: View, claim: str) -> str | None:
 
 
 def check_claims(
-    view: View, meta: ModelMeta, id_text: str, taken: Sequence[str], entries: IndexEntries
+    view: View, meta: ModelMeta, id_text: str, taken: Iterable[str], entries: IndexEntries
 ) -> None:
     """Raise if a claim this record wants points at another record that still exists."""
     for claim in taken:
@@ -261,7 +265,7 @@ class CreateOp(WriteOp):
                 f"{self.meta.name}: a record with id {self.ref.id_text!r} already exists",
                 meta={"model": self.meta.name, "constraint": "id", "fields": ("id",)},
             )
-        check_claims(view, self.meta, self.ref.id_text, list(self.entries.claims), self.entries)
+        check_claims(view, self.meta, self.ref.id_text, self.entries.claims, self.entries)
         expiry = None if self.ttl is None else expire_at(view, self.ttl)
         commands = write_record_commands(self.ref, None, self.encoded, None, expiry, None, self.entries)
         view.records[self.ref] = {"id": self.ref.id_text, **{
