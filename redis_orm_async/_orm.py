@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -11,11 +10,9 @@ from ._backend import Backend
 from ._capabilities import Capabilities
 from ._errors import QueryError
 from ._model import Model
-from ._query import parse_query
-from ._reads import select_ids
 from ._repository import Repository
 from ._runtime import backend_for
-from ._schema import ModelMeta, Schema
+from ._schema import Schema
 from ._transaction import Transaction
 from ._writes import WriteEngine
 
@@ -57,10 +54,6 @@ class Orm:
         """Drain the expiry index of one model, or of every model; safe to run from a worker."""
         models = [model] if model is not None else list(self.schema.models)
         return sum([await self.repo(m).sweep(batch=batch) for m in models])
-
-    async def select_ids(self, meta: ModelMeta, where: Mapping[str, Any]) -> list[str]:
-        """Ids a bulk write targets: every live record ``where`` matches (any find_many where)."""
-        return await select_ids(self.backend, meta, parse_query(meta, where))
 
     async def push_schema(self) -> None:
         """A deliberate no-op: Redis has no schema to push; indexes are kept by each write."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -13,8 +13,8 @@ from ._errors import NotFoundError, QueryError, ValidationError, tag_backend_err
 from ._expiry import sweep_due
 from ._model import Model
 from ._planner import Plan, build_plan
-from ._query import OrderBy, parse_query
-from ._reads import count_rows, fetch_rows
+from ._query import OrderBy, matcher, parse_query
+from ._reads import count_rows, fetch_rows, select_ids
 from ._relations import ALL, find_selected, materialize, parse_selection, selection_fields
 from ._schema import ModelMeta
 from ._writes import (
@@ -22,9 +22,11 @@ from ._writes import (
     CreateOp,
     DeleteOp,
     Locator,
+    RecordTest,
     TtlArg,
     UpdateOp,
     WriteEngine,
+    WriteOp,
     _Unset,
     validated,
 )
@@ -192,16 +194,9 @@ class Repository(Generic[M]):
     ) -> int:
         """Update every record ``where`` selects; each chunk is one MULTI/EXEC. Returns the count."""
         changes = parse_changes(self.meta, data)
-        ids = await self._orm.select_ids(self.meta, where)
-        updated = 0
-        for start in range(0, len(ids), CREATE_CHUNK):
-            ops = [
-                UpdateOp(Locator(self.meta, id_text=id_text), changes, ttl)
-                for id_text in ids[start : start + CREATE_CHUNK]
-            ]
-            await self._engine.run(ops)
-            updated += sum(op.result is not None for op in ops)
-        return updated
+        return await self._write_selected(
+            where, lambda locator, test: UpdateOp(locator, changes, ttl, still_matches=test)
+        )
 
     async def upsert(
         self,
@@ -239,16 +234,23 @@ class Repository(Generic[M]):
 
     async def delete_many(self, where: Mapping[str, Any]) -> int:
         """Delete every record ``where`` selects; each chunk is one MULTI/EXEC. Returns the count."""
-        ids = await self._orm.select_ids(self.meta, where)
-        deleted = 0
+        return await self._write_selected(where, lambda locator, test: DeleteOp(locator, still_matches=test))
+
+    async def _write_selected(
+        self, where: Mapping[str, Any], make_op: Callable[[Locator, RecordTest], WriteOp]
+    ) -> int:
+        """Select the ids, then write them in chunks; each write re-tests ``where`` on the record
+        it read, so one that changed since the selection is skipped, not clobbered."""
+        query = parse_query(self.meta, where)
+        still_matches = matcher(self.meta, query.where)
+        ids = await select_ids(self._backend, self.meta, query)
+        written = 0
         for start in range(0, len(ids), CREATE_CHUNK):
-            ops = [
-                DeleteOp(Locator(self.meta, id_text=id_text))
-                for id_text in ids[start : start + CREATE_CHUNK]
-            ]
+            chunk = ids[start : start + CREATE_CHUNK]
+            ops = [make_op(Locator(self.meta, id_text=id_text), still_matches) for id_text in chunk]
             await self._engine.run(ops)
-            deleted += sum(op.result is not None for op in ops)
-        return deleted
+            written += sum(op.result is not None for op in ops)
+        return written
 
     async def count(self, where: Mapping[str, Any] | None = None) -> int:
         """Exact number of live records (matching ``where``), expired ones excluded even before

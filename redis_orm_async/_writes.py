@@ -11,7 +11,7 @@ it and the engine starts over with that key included.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
@@ -299,6 +299,11 @@ class Locator:
         return None if holder is None else RecordRef(self.meta, holder)
 
 
+RecordTest = Callable[[Mapping[str, str]], bool]
+"""A bulk write's ``where``, compiled: tested on the stored record inside the guarded write, so
+that a record changed since it was selected is left alone."""
+
+
 class UpdateOp(WriteOp):
     """Apply field changes to one record; ``changes`` maps field names to already-valid values."""
 
@@ -310,9 +315,11 @@ class UpdateOp(WriteOp):
         *,
         create: Model | None = None,
         create_ttl: TtlArg = UNSET,
+        still_matches: RecordTest | None = None,
     ) -> None:
         self.meta = locator.meta
         self.locator = locator
+        self.still_matches = still_matches
         self.changes = dict(changes)
         self.ttl = ttl
         if not isinstance(ttl, _Unset):
@@ -329,6 +336,8 @@ class UpdateOp(WriteOp):
     def apply(self, view: View) -> list[Command]:
         ref = self.locator.resolve(view)
         old_hash = None if ref is None else record_of(view, ref)
+        if old_hash is not None and self.still_matches is not None and not self.still_matches(old_hash):
+            old_hash = None
         if ref is None or old_hash is None:
             if self.create is not None:
                 commands = self.create.apply(view)
@@ -369,9 +378,10 @@ class UpdateOp(WriteOp):
 
 
 class DeleteOp(WriteOp):
-    def __init__(self, locator: Locator) -> None:
+    def __init__(self, locator: Locator, *, still_matches: RecordTest | None = None) -> None:
         self.meta = locator.meta
         self.locator = locator
+        self.still_matches = still_matches
 
     def reads(self) -> Reads:
         return self.locator.reads()
@@ -379,6 +389,8 @@ class DeleteOp(WriteOp):
     def apply(self, view: View) -> list[Command]:
         ref = self.locator.resolve(view)
         old_hash = None if ref is None else record_of(view, ref)
+        if old_hash is not None and self.still_matches is not None and not self.still_matches(old_hash):
+            old_hash = None
         if ref is None or old_hash is None:
             self.result = None
             return []

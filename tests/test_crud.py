@@ -20,6 +20,7 @@ from redis_orm_async import (
     UniqueConstraintError,
     ValidationError,
 )
+from redis_orm_async._changes import parse_changes
 
 from .models import Account, Everything, Status, Ticket, User
 from .strategies import EVERYTHING, ODD_TEXT
@@ -317,3 +318,23 @@ async def test_every_error_names_the_backend(make_orm: MakeOrm) -> None:
         with pytest.raises(OrmError) as caught:
             await failure
         assert caught.value.backend_kind == kind, repr(caught.value)
+
+
+async def test_a_bulk_write_skips_a_record_that_stopped_matching_before_its_write(make_orm: MakeOrm) -> None:
+    """update_many/delete_many select ids, then re-test the where on each record inside its
+    guarded write: here the record changes between the selection and the write."""
+    from redis_orm_async._query import matcher, parse_query
+    from redis_orm_async._writes import DeleteOp, Locator, UpdateOp
+
+    orm = make_orm(SCHEMA)
+    users = orm.repo(User)
+    user = await users.create(data={"email": "m@x.io", "age": 1, "status": "active"})
+    meta = orm.schema.meta(User)
+    active = matcher(meta, parse_query(meta, {"status": "active"}).where)
+    await users.update(where={"id": user.id}, data={"status": "banned"})  # after the selection
+    update = UpdateOp(Locator(meta, id_text=user.id), parse_changes(meta, {"age": 99}), still_matches=active)
+    delete = DeleteOp(Locator(meta, id_text=user.id), still_matches=active)
+    await orm.engine.run([update, delete])
+    assert update.result is None and delete.result is None
+    assert await users.find_unique(where={"id": user.id}) == user.model_copy(update={"status": "banned"})
+    assert await users.update_many(where={"status": "banned"}, data={"age": 5}) == 1
