@@ -126,7 +126,7 @@ class ClusterBackend(PackedExchange):
     kind = KIND
 
     def __init__(self, client: aioredis.RedisCluster, *, owns_client: bool = False) -> None:
-        self._client = client
+        self._client: aioredis.RedisCluster = client
         self._owns_client = owns_client
         self._limits: dict[str, anyio.Semaphore] = {}
         self._stale = False
@@ -331,9 +331,3 @@ class ClusterBackend(PackedExchange):
             raise outcome
         return outcome
 
-    async def ping(self) -> None:
-        await self.execute(("PING",))
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()

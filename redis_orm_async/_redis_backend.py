@@ -71,6 +71,8 @@ class PackedExchange:
     kind: str = KIND
     stats: CommandStats
     _script_shas: dict[str, str]
+    _client: Any
+    _owns_client: bool
 
     def _error(self, exc: BaseException) -> OrmError:
         return map_redis_error(exc, self.kind)
@@ -146,6 +148,14 @@ class PackedExchange:
     async def execute(self, command: Command) -> Any:
         raise NotImplementedError
 
+    async def ping(self) -> None:
+        await self.execute(("PING",))
+
+    async def aclose(self) -> None:
+        """Close the client only if the adapter created it; a caller's client stays the caller's."""
+        if self._owns_client:
+            await self._client.aclose()
+
     async def eval(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         sha = self._script_shas.get(script)
         if sha is None:
@@ -163,7 +173,7 @@ class RedisBackend(PackedExchange):
     """Runs ORM commands on a ``redis.asyncio.Redis`` connection pool it does not own."""
 
     def __init__(self, client: aioredis.Redis, *, owns_client: bool = False) -> None:
-        self._client = client
+        self._client: aioredis.Redis = client
         self._pool = client.connection_pool
         limit = getattr(self._pool, "max_connections", None)
         # Wait for a pooled connection instead of failing with "Too many connections" when more
@@ -180,13 +190,17 @@ class RedisBackend(PackedExchange):
         version = server_version(await self.execute(("INFO", "server")))
         self.features = BackendFeatures(kind=KIND, optimistic_guard="watch", server_version=version)
 
+    async def _checkout(self) -> AbstractConnection:
+        try:
+            connection: AbstractConnection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            raise map_redis_error(exc) from exc
+        return connection
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AbstractConnection]:
         async with self._slots:
-            try:
-                connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-            except Exception as exc:
-                raise map_redis_error(exc) from exc
+            connection = await self._checkout()
             try:
                 async with self._lease(connection):
                     yield connection
@@ -196,10 +210,7 @@ class RedisBackend(PackedExchange):
     async def _batch(self, commands: Sequence[Command]) -> list[Any]:
         """One plain round trip; the hot path of every read, so it avoids context-manager layers."""
         async with self._slots:
-            try:
-                connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-            except Exception as exc:
-                raise map_redis_error(exc) from exc
+            connection = await self._checkout()
             try:
                 replies = await self._exchange(connection, commands)
             except BaseException as exc:
@@ -234,10 +245,3 @@ class RedisBackend(PackedExchange):
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
-
-    async def ping(self) -> None:
-        await self.execute(("PING",))
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
