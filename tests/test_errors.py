@@ -47,8 +47,8 @@ async def test_a_timeout_is_unavailable_and_the_record_is_not_half_written(
     client = aioredis.Redis.from_url(redis_server.url, socket_timeout=0.2)
     orm = create_orm(SCHEMA, client)
     async with anyio.create_task_group() as group:
-        group.start_soon(blocker.execute_command, "DEBUG", "SLEEP", "1")
-        await anyio.sleep(0.1)
+        group.start_soon(blocker.execute_command, "DEBUG", "SLEEP", "2")
+        await anyio.sleep(0.3)  # the server is now asleep for another 1.7 s
         with pytest.raises(BackendUnavailableError):
             await orm.repo(User).create(data={"email": "slow@x.io", "age": 1})
     report = await orm.audit(User)

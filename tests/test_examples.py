@@ -21,14 +21,14 @@ SCHEMA = Schema([sessions.LoginSession, tokens.VerificationToken, limiter.RateBu
 
 async def test_login_sessions_slide_expire_and_are_revoked_per_user(make_orm: MakeOrm) -> None:
     orm = make_orm(SCHEMA)
-    short = timedelta(milliseconds=300)
+    short = timedelta(milliseconds=600)
     phone = await sessions.login(orm, "ada", "phone", ttl=short)
     laptop = await sessions.login(orm, "ada", "laptop")
     other = await sessions.login(orm, "bob", "phone")
-    for _ in range(3):
-        await anyio.sleep(0.2)
+    for _ in range(3):  # 1.2 s in all: alive only because each use slides it
+        await anyio.sleep(0.4)
         assert await sessions.authenticate(orm, phone, ttl=short) == "ada"
-    await anyio.sleep(0.45)
+    await anyio.sleep(0.8)
     assert await sessions.authenticate(orm, phone, ttl=short) is None, "expired sessions are rejected"
     assert await sessions.logout_everywhere(orm, "ada") == 1
     assert await sessions.authenticate(orm, laptop) is None
