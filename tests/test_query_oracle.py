@@ -281,6 +281,27 @@ def order_by(order: list[tuple[str, bool]]) -> list[dict[str, str]]:
     return [{name: "desc" if descending else "asc"} for name, descending in order]
 
 
+async def assert_queries_match_the_oracle(
+    repo: Any, created: list[Any], queries: list[dict[str, Any]], *, int_ids: bool
+) -> None:
+    """find_many (ids, and whole records for string ids) and count against the oracle."""
+    for spec in queries:
+        where, order = spec["where"], spec["order"]
+        position = spec["cursor"]
+        cursor = created[position] if position is not None and position < len(created) else None
+        expected = oracle_find(created, where, order, spec["take"], spec["skip"], cursor, int_ids)
+        found = await repo.find_many(
+            where=where, order_by=order_by(order), take=spec["take"], skip=spec["skip"],
+            cursor=None if cursor is None else cursor.id,
+        )  # fmt: skip
+        plan = repo.explain(where=where, order_by=order_by(order), take=spec["take"], skip=spec["skip"])
+        assert [r.id for r in found] == expected, f"{where} {order} {spec}\n{plan}"
+        if not int_ids:
+            assert found == [next(c for c in created if c.id == i) for i in expected]
+        matching = sum(oracle_match(r, where, int_ids) for r in created)
+        assert await repo.count(where=where) == matching, f"{where}\n{repo.explain(where=where, count=True)}"
+
+
 @settings(max_examples=70)
 @given(data=scenario())
 async def test_find_many_and_count_equal_the_oracle(
@@ -290,24 +311,7 @@ async def test_find_many_and_count_equal_the_oracle(
     orm = make_orm(SCHEMA)
     repo = orm.repo(Rec)
     created = await repo.create_many(data["records"])
-    for spec in data["queries"]:
-        where, order = spec["where"], spec["order"]
-        cursor = (
-            created[spec["cursor"]]
-            if created and spec["cursor"] is not None and spec["cursor"] < len(created)
-            else None
-        )
-        expected = oracle_find(created, where, order, spec["take"], spec["skip"], cursor, False)
-        found = await repo.find_many(
-            where=where, order_by=order_by(order), take=spec["take"], skip=spec["skip"],
-            cursor=None if cursor is None else cursor.id,
-        )  # fmt: skip
-        plan = repo.explain(where=where, order_by=order_by(order), take=spec["take"], skip=spec["skip"])
-        assert [r.id for r in found] == expected, f"{where} {order} {spec}\n{plan}"
-        assert found == [next(c for c in created if c.id == i) for i in expected]
-        matching = sum(oracle_match(r, where, False) for r in created)
-        assert await repo.count(where=where) == matching, f"{where}\n{repo.explain(where=where, count=True)}"
-
+    await assert_queries_match_the_oracle(repo, created, data["queries"], int_ids=False)
 
 NUM_VALUES: dict[str, list[Any]] = {"n": INTS, "s": TEXTS, "id": [*range(-20, 21), BIG, -BIG]}
 
@@ -342,19 +346,7 @@ async def test_int_id_models_page_and_count_like_the_oracle(
     orm = make_orm(SCHEMA)
     repo = orm.repo(Num)
     created = await repo.create_many(data["records"])
-    for spec in data["queries"]:
-        where, order = spec["where"], spec["order"]
-        cursor = (
-            created[spec["cursor"]] if spec["cursor"] is not None and spec["cursor"] < len(created) else None
-        )
-        expected = oracle_find(created, where, order, spec["take"], spec["skip"], cursor, True)
-        found = await repo.find_many(
-            where=where, order_by=order_by(order), take=spec["take"], skip=spec["skip"],
-            cursor=None if cursor is None else cursor.id,
-        )  # fmt: skip
-        assert [r.id for r in found] == expected, f"{where} {order} {spec}"
-        assert await repo.count(where=where) == sum(oracle_match(r, where, True) for r in created)
-
+    await assert_queries_match_the_oracle(repo, created, data["queries"], int_ids=True)
 
 @settings(max_examples=40)
 @given(data=scenario())
