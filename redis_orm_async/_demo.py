@@ -43,7 +43,7 @@ async def _client(url: str | None, backend: str) -> AsyncIterator[Any]:
         if backend == "upstash":
             from upstash_redis.asyncio import Redis as UpstashRedis
 
-            from .testing import UpstashRestServer  # type: ignore[attr-defined,unused-ignore]
+            from .testing import UpstashRestServer
 
             rest = stack.enter_context(UpstashRestServer(url, token="demo-token"))
             client: Any = UpstashRedis(url=rest.url, token=rest.token, rest_retries=0, allow_telemetry=False)

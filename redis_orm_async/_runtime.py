@@ -32,9 +32,9 @@ def backend_for(client: Any) -> Backend:
 
             return ClusterBackend(client)
     if module.startswith("upstash_redis.asyncio") and name == "Redis":
-        from ._upstash_backend import UpstashBackend  # type: ignore[import-not-found,unused-ignore]
+        from ._upstash_backend import UpstashBackend
 
-        return UpstashBackend(client)  # type: ignore[no-any-return,unused-ignore]
+        return UpstashBackend(client)
     if module.startswith("redis.") or module == "redis":
         suggestion = "redis.asyncio.RedisCluster" if "Cluster" in name else "redis.asyncio.Redis"
         raise UnsupportedClientError(

@@ -165,24 +165,6 @@ async def test_a_counter_increment_runs_server_side(orm: Orm) -> None:
     assert (await orm.audit(Member)).ok
 
 
-async def test_100_concurrent_creates_of_one_unique_value_have_one_winner(orm: Orm) -> None:
-    members = orm.repo(Member)
-    outcomes: list[str] = []
-
-    async def attempt(n: int) -> None:
-        try:
-            await members.create(data={"email": "race@x.io", "n": n})
-            outcomes.append("won")
-        except UniqueConstraintError:
-            outcomes.append("lost")
-
-    async with anyio.create_task_group() as group:
-        for n in range(100):
-            group.start_soon(attempt, n)
-    assert outcomes.count("won") == 1 and outcomes.count("lost") == 99
-    assert await members.count() == 1 and (await orm.audit(Member)).ok
-
-
 async def test_a_storm_of_random_writes_leaves_a_clean_audit(orm: Orm) -> None:
     members, teams = orm.repo(Member), orm.repo(Team)
     rng = random.Random(6)
