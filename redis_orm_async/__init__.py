@@ -1,8 +1,9 @@
 """redis_orm_async: an async-native ORM for Redis and Upstash Redis with Pydantic models."""
 
-from ._audit import AuditProblem, AuditReport
-from ._backend import Backend, BackendFeatures, CommandStats
+from ._backends.protocol import Backend, BackendFeatures, CommandStats
 from ._capabilities import Capabilities
+from ._engine.audit import AuditProblem, AuditReport
+from ._engine.writes import UNSET
 from ._errors import (
     AuthenticationError,
     BackendError,
@@ -17,10 +18,8 @@ from ._errors import (
     UnsupportedClientError,
     ValidationError,
 )
-from ._model import Field, Model
-from ._orm import Orm, bootstrap_database, create_orm, create_orm_from_runtime
-from ._planner import Plan
-from ._relations import (
+from ._model.model import Field, Model
+from ._model.relations import (
     BelongsTo,
     HasMany,
     HasOne,
@@ -31,10 +30,11 @@ from ._relations import (
     has_one,
     many_to_many,
 )
+from ._model.schema import Schema
+from ._orm import Orm, bootstrap_database, create_orm, create_orm_from_runtime
+from ._query.planner import Plan
 from ._repository import Repository
-from ._schema import Schema
 from ._transaction import Pending, Transaction, TransactionRepository
-from ._writes import UNSET
 
 __version__ = "0.1.0"
 

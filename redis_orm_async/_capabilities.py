@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._backend import BackendFeatures
+from ._backends.protocol import BackendFeatures
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ._errors import UniqueConstraintError
-from ._model import Field, Model
+from ._model.model import Field, Model
+from ._model.schema import Schema
 from ._orm import create_orm_from_runtime
-from ._schema import Schema
 
 
 class DemoUser(Model, key_prefix="demo_user"):

@@ -5,16 +5,16 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from ._audit import AuditReport, audit_model
-from ._backend import Backend
+from ._backends.protocol import Backend
+from ._backends.runtime import backend_for
 from ._capabilities import Capabilities
+from ._engine.audit import AuditReport, audit_model
+from ._engine.writes import WriteEngine
 from ._errors import QueryError
-from ._model import Model
+from ._model.model import Model
+from ._model.schema import Schema
 from ._repository import Repository
-from ._runtime import backend_for
-from ._schema import Schema
 from ._transaction import Transaction
-from ._writes import WriteEngine
 
 M = TypeVar("M", bound=Model)
 
@@ -38,13 +38,13 @@ class Orm:
         """The typed repository of one model of the schema."""
         repository = self._repos.get(model)
         if repository is None:
-            repository = Repository(self, model)
+            repository = Repository(self.schema, self.backend, self.engine, model)
             self._repos[model] = repository
         return repository
 
     def transaction(self) -> Transaction:
         """A unit of work: writes queued inside ``async with`` land in one MULTI/EXEC at exit."""
-        return Transaction(self)
+        return Transaction(self.schema, self.engine)
 
     async def audit(self, model: type[Model]) -> AuditReport:
         """Compare a model's records with its index keys; ``report.ok`` when they agree."""

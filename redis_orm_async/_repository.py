@@ -4,24 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from ._backend import Backend, pairs_to_dict
-from ._changes import parse_changes
-from ._counters import apply_counters, counter_eligible
-from ._errors import NotFoundError, QueryError, ValidationError, tag_backend_errors
-from ._expiry import sweep_due
-from ._model import Model
-from ._planner import Plan, build_plan
-from ._query import OrderBy, matcher, parse_query
-from ._reads import count_rows, fetch_rows, select_ids
-from ._relations import ALL, find_selected, materialize, parse_selection, selection_fields
-from ._schema import ModelMeta
-from ._writes import (
+from ._backends.protocol import Backend, pairs_to_dict
+from ._engine.counters import apply_counters, counter_eligible
+from ._engine.expiry import sweep_due
+from ._engine.loading import find_selected, materialize
+from ._engine.reads import count_rows, fetch_rows, select_ids
+from ._engine.writes import (
     UNSET,
     CreateOp,
     DeleteOp,
-    Locator,
     RecordTest,
     TtlArg,
     UpdateOp,
@@ -30,9 +23,15 @@ from ._writes import (
     _Unset,
     validated,
 )
-
-if TYPE_CHECKING:
-    from ._orm import Orm
+from ._errors import NotFoundError, ValidationError, tag_backend_errors
+from ._model.model import Model
+from ._model.schema import Schema
+from ._query.changes import parse_changes
+from ._query.locate import Locator, unique_locator
+from ._query.match import matcher
+from ._query.parse import OrderBy, parse_query
+from ._query.planner import Plan, build_plan
+from ._query.selection import ALL, parse_selection, selection_fields
 
 M = TypeVar("M", bound=Model)
 
@@ -48,56 +47,16 @@ return redis.call('ZCARD', KEYS[1]) - redis.call('ZCOUNT', KEYS[2], '-inf', '(' 
 """Exact count: ids minus ids whose record has expired but whose entries await the sweep."""
 
 
-def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
-    """Turn a ``find_unique``-style where into a locator: by id, or by one unique constraint."""
-    if not isinstance(where, Mapping) or not where:
-        raise QueryError(f"{meta.name}: a unique lookup needs a non-empty where mapping")
-    for name, value in where.items():
-        if isinstance(value, Mapping | list | tuple | set):
-            raise QueryError(
-                f"{meta.name}.{name}: a unique lookup takes equality values only, got "
-                f"{type(value).__name__}",
-                meta={"field": name},
-            )
-        if name != "id" and name not in meta.fields:
-            raise QueryError(f"{meta.name} has no field {name!r}", meta={"field": name})
-    names = set(where)
-    if names == {"id"}:
-        return Locator(meta, id_text=meta.id_text(where["id"]))
-    for constraint in meta.uniques:
-        if set(constraint.fields) == names:
-            encoded: dict[str, str | None] = {}
-            id_text = ""
-            for name in constraint.fields:
-                if name == "id":
-                    id_text = meta.id_text(where[name])
-                else:
-                    encoded[name] = meta.fields[name].text_of(where[name])
-            claim = meta.claim_key(constraint, encoded, id_text)
-            if claim is None:
-                raise QueryError(f"{meta.name}: a unique lookup cannot match null values")
-            return Locator(meta, claim=claim)
-    accepted = ["id", *("+".join(c.fields) for c in meta.uniques)]
-    raise QueryError(
-        f"{meta.name}: {sorted(names)} is not the id or a unique constraint; use one of "
-        f"{accepted}",
-        meta={"fields": sorted(names)},
-    )
-
-
 @tag_backend_errors
 class Repository(Generic[M]):
     """Create, read, update and delete one model's records; every write is one MULTI/EXEC."""
 
-    def __init__(self, orm: Orm, model: type[M]) -> None:
-        self._orm = orm
+    def __init__(self, schema: Schema, backend: Backend, engine: WriteEngine, model: type[M]) -> None:
+        self._schema = schema
+        self._backend = backend
+        self._engine = engine
         self.model = model
-        self.meta = orm.schema.meta(model)
-        self._engine: WriteEngine = orm.engine
-
-    @property
-    def _backend(self) -> Backend:
-        return self._orm.backend
+        self.meta = schema.meta(model)
 
     async def create(self, data: M | Mapping[str, Any], *, ttl: TtlArg = UNSET) -> M:
         """Store a new record with its indexes and unique claims, or raise UniqueConstraintError."""
@@ -134,7 +93,7 @@ class Repository(Generic[M]):
     ) -> M | None:
         """The record with this id or unique value, or None; ``select``/``include`` as find_many."""
         locator = unique_locator(self.meta, where)
-        selection = parse_selection(self._orm.schema, self.meta, select, include)
+        selection = parse_selection(self._schema, self.meta, select, include)
         id_text = locator.id_text
         if id_text is None:
             assert locator.claim is not None
@@ -144,7 +103,7 @@ class Repository(Generic[M]):
         if selection is not ALL:
             fields = selection_fields(self.meta, selection)
             rows = list((await fetch_rows(self._backend, self.meta, [id_text], fields)).values())
-            found = await materialize(self._backend, self._orm.schema, self.meta, rows, selection)
+            found = await materialize(self._backend, self._schema, self.meta, rows, selection)
             selected: M | None = found[0] if found else None  # type: ignore[assignment]
             return selected
         stored = await self._backend.execute(("HGETALL", self.meta.keys.record(id_text)))
@@ -276,8 +235,8 @@ class Repository(Generic[M]):
         """Records matching ``where`` in ``order_by`` order (ties by id), paged by ``skip``/``take``
         or after the ``cursor`` id; ``select`` reads only some fields, both load relations."""
         query = parse_query(self.meta, where, order_by, take, skip, cursor)
-        selection = parse_selection(self._orm.schema, self.meta, select, include)
-        found = await find_selected(self._backend, self._orm.schema, self.meta, query, selection)
+        selection = parse_selection(self._schema, self.meta, select, include)
+        found = await find_selected(self._backend, self._schema, self.meta, query, selection)
         return found  # type: ignore[return-value]
 
     async def find_first(

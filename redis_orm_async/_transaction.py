@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
-from ._changes import parse_changes
+from ._engine.writes import UNSET, CreateOp, DeleteOp, TtlArg, UpdateOp, WriteEngine, WriteOp, validated
 from ._errors import OrmError
-from ._model import Model
-from ._writes import UNSET, CreateOp, DeleteOp, TtlArg, UpdateOp, WriteOp, validated
-
-if TYPE_CHECKING:
-    from ._orm import Orm
+from ._model.model import Model
+from ._model.schema import Schema
+from ._query.changes import parse_changes
+from ._query.locate import unique_locator
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -44,7 +43,7 @@ class TransactionRepository(Generic[M]):
 
     def __init__(self, transaction: Transaction, model: type[M]) -> None:
         self._transaction = transaction
-        self._meta = transaction.orm.schema.meta(model)
+        self._meta = transaction.schema.meta(model)
 
     def create(self, data: M | Mapping[str, Any], *, ttl: TtlArg = UNSET) -> M:
         """Queue a create and return the record it will store (its id is already known)."""
@@ -56,20 +55,17 @@ class TransactionRepository(Generic[M]):
     def update(
         self, where: Mapping[str, Any], data: Mapping[str, Any], *, ttl: TtlArg = UNSET
     ) -> Pending[M | None]:
-        from ._repository import unique_locator
-
         op = UpdateOp(unique_locator(self._meta, where), parse_changes(self._meta, data), ttl)
         return self._transaction.queue(op)
 
     def delete(self, where: Mapping[str, Any]) -> Pending[M | None]:
-        from ._repository import unique_locator
-
         return self._transaction.queue(DeleteOp(unique_locator(self._meta, where)))
 
 
 class Transaction:
-    def __init__(self, orm: Orm) -> None:
-        self.orm = orm
+    def __init__(self, schema: Schema, engine: WriteEngine) -> None:
+        self.schema = schema
+        self._engine = engine
         self._ops: list[WriteOp] = []
         self._pending: list[Pending[Any]] = []
         self._closed = False
@@ -88,7 +84,7 @@ class Transaction:
     async def commit(self) -> None:
         self._closed = True
         if self._ops:
-            await self.orm.engine.run(self._ops)
+            await self._engine.run(self._ops)
         for pending in self._pending:
             pending.applied = True
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redis_orm_async import BackendError, Orm, Schema
-from redis_orm_async._backend import Backend, Command
+from redis_orm_async._backends.protocol import Backend, Command
 from redis_orm_async.testing import EmbeddedRedis
 
 from .models import User

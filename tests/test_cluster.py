@@ -23,7 +23,7 @@ from redis_orm_async import (
     create_orm,
     create_orm_from_runtime,
 )
-from redis_orm_async._cluster_backend import ClusterBackend, has_hash_tag, routing_key
+from redis_orm_async._backends.cluster import ClusterBackend, has_hash_tag, routing_key
 from redis_orm_async.testing import LocalRedisCluster
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 
 from redis_orm_async import Schema
-from redis_orm_async._codec import codec_for
+from redis_orm_async._model.codec import codec_for
 
 from .models import Everything
 from .strategies import EVERYTHING

@@ -20,7 +20,7 @@ from redis_orm_async import (
     UniqueConstraintError,
     ValidationError,
 )
-from redis_orm_async._changes import parse_changes
+from redis_orm_async._query.changes import parse_changes
 
 from .models import Account, Everything, Status, Ticket, User
 from .strategies import EVERYTHING, ODD_TEXT
@@ -323,8 +323,10 @@ async def test_every_error_names_the_backend(make_orm: MakeOrm) -> None:
 async def test_a_bulk_write_skips_a_record_that_stopped_matching_before_its_write(make_orm: MakeOrm) -> None:
     """update_many/delete_many select ids, then re-test the where on each record inside its
     guarded write: here the record changes between the selection and the write."""
-    from redis_orm_async._query import matcher, parse_query
-    from redis_orm_async._writes import DeleteOp, Locator, UpdateOp
+    from redis_orm_async._engine.writes import DeleteOp, UpdateOp
+    from redis_orm_async._query.locate import Locator
+    from redis_orm_async._query.match import matcher
+    from redis_orm_async._query.parse import parse_query
 
     orm = make_orm(SCHEMA)
     users = orm.repo(User)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from redis_orm_async._keys import MAX_INLINE_VALUE, KeySpace, escape, unescape, value_token
+from redis_orm_async._model.keys import MAX_INLINE_VALUE, KeySpace, escape, unescape, value_token
 
 ODD = st.text(alphabet=st.sampled_from(list(":{}*?[]\\%~=#-\n\x00 aZ9é😀")), max_size=20) | st.text()
 

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from redis_orm_async import Field, Model, Plan, QueryError, Schema
-from redis_orm_async._planner import (
+from redis_orm_async._query.match import matcher, sort_rows
+from redis_orm_async._query.parse import And, Compare, Not, OrderKey, parse_order, parse_query
+from redis_orm_async._query.planner import (
     AllIds,
     ClaimOf,
     Inter,
@@ -24,7 +26,6 @@ from redis_orm_async._planner import (
     compile_program,
     index_node,
 )
-from redis_orm_async._query import And, Compare, Not, OrderKey, matcher, parse_order, parse_query, sort_rows
 
 
 class Item(Model, key_prefix="item"):

@@ -27,13 +27,13 @@ from redis_orm_async import (
     create_orm,
     create_orm_from_runtime,
 )
-from redis_orm_async._demo import run_demo
-from redis_orm_async._upstash_backend import (
+from redis_orm_async._backends.upstash import (
     GUARD_SCRIPT,
     MAX_SCRIPT_ARGS,
     UpstashBackend,
     map_upstash_error,
 )
+from redis_orm_async._demo import run_demo
 from redis_orm_async.testing import EmbeddedRedis, UpstashRestServer, free_port
 
 from .conftest import upstash_client

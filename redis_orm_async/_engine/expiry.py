@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._backend import Backend
-from ._indexes import LEX_SEPARATOR, IndexEntries
-from ._schema import ModelMeta
+from .._backends.protocol import Backend
+from .._model.schema import ModelMeta
+from .._model.state import LEX_SEPARATOR, IndexEntries
 
 GHOST_SET = "S"
 GHOST_LEX = "L"

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._backend import Backend
-from ._changes import FieldChange
-from ._errors import ValidationError
-from ._model import FieldOptions
-from ._schema import ModelMeta
+from .._backends.protocol import Backend
+from .._errors import ValidationError
+from .._model.model import FieldOptions
+from .._model.schema import ModelMeta
+from .._query.changes import FieldChange
 
 COUNTER_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end

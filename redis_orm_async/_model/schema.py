@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -12,10 +13,11 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import TypeAdapter
 
-from ._codec import FieldCodec, codec_for, unwrap_optional
-from ._errors import SchemaError, ValidationError
-from ._keys import SAFE_NAME, KeySpace
-from ._model import Model, field_options
+from .._errors import SchemaError, ValidationError
+from .codec import FieldCodec, codec_for, unwrap_optional
+from .keys import SAFE_NAME, KeySpace
+from .model import Model, field_options
+from .relations import RelationMeta, declared_relations
 
 IdKind = Literal["generated", "manual_str", "manual_int"]
 IndexKind = Literal["equality", "range"]
@@ -265,8 +267,6 @@ class Schema:
                 )
             prefixes[meta.keys.prefix] = model.__name__
             self._metas[model] = meta
-        from ._relations import resolve_relations  # imported here: relations import the read path
-
         self._metas = resolve_relations(self._metas)
         self._by_name = {meta.name: meta for meta in self._metas.values()}
 
@@ -291,3 +291,76 @@ class Schema:
 
     def __repr__(self) -> str:
         return f"Schema([{', '.join(m.name for m in self)}])"
+
+
+def _check_key(holder: ModelMeta, name: str, pointed: ModelMeta, where: str) -> None:
+    """A foreign key must exist and hold ids of the pointed-to model's type."""
+    field_meta = holder.fields.get(name)
+    if field_meta is None:
+        raise SchemaError(
+            f"{where}: {holder.name} has no foreign key field {name!r}",
+            meta={"model": holder.name, "field": name},
+        )
+    expected = "int" if pointed.id_kind == "manual_int" else "text"
+    if field_meta.codec.kind != expected:
+        wanted = "int" if expected == "int" else "str"
+        raise SchemaError(
+            f"{where}: foreign key {holder.name}.{name} must be {wanted} to hold {pointed.name} ids, "
+            f"not {field_meta.codec.kind}",
+            meta={"model": holder.name, "field": name},
+        )
+
+
+def resolve_relations(metas: Mapping[type[Model], ModelMeta]) -> dict[type[Model], ModelMeta]:
+    """Check every declared relation and return the metas with ``relations`` filled in.
+
+    The foreign keys that has-one, has-many and many-to-many look up get an equality index when
+    they were declared without one, so that loading never scans.
+    """
+    by_name = {meta.name: meta for meta in metas.values()}
+
+    def lookup(ref: type[Model] | str, where: str) -> ModelMeta:
+        found = by_name.get(ref) if isinstance(ref, str) else metas.get(ref)
+        if found is None:
+            shown = ref if isinstance(ref, str) else getattr(ref, "__name__", repr(ref))
+            raise SchemaError(f"{where}: relation target {shown!r} is not in the schema")
+        return found
+
+    indexed: dict[str, set[str]] = {name: set() for name in by_name}
+    resolved: dict[str, dict[str, RelationMeta]] = {name: {} for name in by_name}
+    for model, meta in metas.items():
+        for name, relation in declared_relations(model).items():
+            where = f"{meta.name}.{name}"
+            if name in meta.fields or name == "id":
+                raise SchemaError(f"{where}: a relation cannot share its name with a field")
+            target = lookup(relation.target, where)
+            through: ModelMeta | None = None
+            if relation.kind == "belongs_to":
+                _check_key(meta, relation.foreign_key, target, where)
+            elif relation.kind in ("has_one", "has_many"):
+                _check_key(target, relation.foreign_key, meta, where)
+                indexed[target.name].add(relation.foreign_key)
+            else:
+                if relation.through is None or relation.target_key is None:
+                    raise SchemaError(f"{where}: many_to_many needs through, source_key and target_key")
+                through = lookup(relation.through, where)
+                _check_key(through, relation.foreign_key, meta, where)
+                _check_key(through, relation.target_key, target, where)
+                indexed[through.name].update((relation.foreign_key, relation.target_key))
+            resolved[meta.name][name] = RelationMeta(
+                name=name,
+                kind=relation.kind,
+                model=meta.name,
+                target=target.name,
+                foreign_key=relation.foreign_key,
+                through=None if through is None else through.name,
+                target_key=relation.target_key,
+            )
+    out: dict[type[Model], ModelMeta] = {}
+    for model, meta in metas.items():
+        fields = dict(meta.fields)
+        for name in indexed[meta.name]:
+            if fields[name].index is None:
+                fields[name] = dataclasses.replace(fields[name], index="equality")
+        out[model] = dataclasses.replace(meta, fields=fields, relations=resolved[meta.name])
+    return out

@@ -17,12 +17,13 @@ import secrets
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from ._backend import Backend, Command
-from ._errors import NotFoundError
-from ._expiry import clean_ids
-from ._planner import AllIds, Node, Plan, ScoreRange, build_plan, compile_program
-from ._query import TRUE, OrderKey, Query, Row, matcher, page, sort_rows
-from ._schema import ModelMeta
+from .._backends.protocol import Backend, Command
+from .._errors import NotFoundError
+from .._model.schema import ModelMeta
+from .._query.match import matcher, page, sort_rows
+from .._query.parse import TRUE, OrderKey, Query, Row
+from .._query.planner import AllIds, Node, Plan, ScoreRange, build_plan, compile_program
+from .expiry import clean_ids
 
 FETCH_CHUNK = 10_000
 """Record reads per pipeline: large enough that a page or a relation level is one round trip."""

@@ -27,9 +27,9 @@ import redis.exceptions as redis_errors
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import AbstractConnection
 
-from ._backend import BackendFeatures, Command, CommandStats, WritePlan
-from ._errors import BackendError, BackendUnavailableError, OrmError, QueryError
-from ._redis_backend import PackedExchange, map_redis_error, server_version
+from .._errors import BackendError, BackendUnavailableError, OrmError, QueryError
+from .protocol import BackendFeatures, Command, CommandStats, WritePlan
+from .redispy import PackedExchange, map_redis_error, server_version
 
 KIND = "redis-cluster"
 T = TypeVar("T")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._backend import Backend
-from ._errors import UnsupportedClientError
+from .._errors import UnsupportedClientError
+from .protocol import Backend
 
 ACCEPTED = (
     "redis.asyncio.Redis or upstash_redis.asyncio.Redis (or redis.asyncio.RedisCluster, or an adapter "
@@ -24,15 +24,15 @@ def backend_for(client: Any) -> Backend:
     name = type(client).__name__
     if module.startswith("redis.asyncio"):
         if name == "Redis":
-            from ._redis_backend import RedisBackend
+            from .redispy import RedisBackend
 
             return RedisBackend(client)
         if name == "RedisCluster":
-            from ._cluster_backend import ClusterBackend
+            from .cluster import ClusterBackend
 
             return ClusterBackend(client)
     if module.startswith("upstash_redis.asyncio") and name == "Redis":
-        from ._upstash_backend import UpstashBackend
+        from .upstash import UpstashBackend
 
         return UpstashBackend(client)
     if module.startswith("redis.") or module == "redis":

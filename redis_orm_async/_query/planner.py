@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from ._codec import datetime_micros
-from ._indexes import LEX_SEPARATOR
-from ._keys import escape
-from ._query import And, Compare, Not, OrderKey, Predicate, Query, columns
+from .._model.codec import datetime_micros
+from .._model.keys import escape
+from .._model.state import LEX_SEPARATOR
+from .parse import And, Compare, Not, OrderKey, Predicate, Query, columns
 
 if TYPE_CHECKING:
-    from ._schema import ModelMeta
+    from .._model.schema import ModelMeta
 
 EXACT_DOUBLE = 2**53
 

@@ -18,7 +18,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic_core import PydanticUndefined
 
-from ._ids import new_ulid
+from .ids import new_ulid
 
 
 @dataclass(frozen=True, slots=True)

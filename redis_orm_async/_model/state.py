@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ._backend import Command
-from ._keys import escape
-from ._schema import ModelMeta
+from .._backends.protocol import Command
+from .keys import escape
+from .schema import ModelMeta
 
 LEX_SEPARATOR = "\x00"
 """Separates the escaped text from the id in a lex ZSET member; escaped text holds no NUL."""

@@ -39,8 +39,8 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 
-from ._backend import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
-from ._errors import AuthenticationError, BackendError, BackendUnavailableError, OrmError
+from .._errors import AuthenticationError, BackendError, BackendUnavailableError, OrmError
+from .protocol import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
 
 try:
     from upstash_redis.errors import UpstashError

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from ._errors import ValidationError
-from ._schema import ModelMeta
+from .._errors import ValidationError
+from .._model.schema import ModelMeta
 
 NumberOp = Literal["set", "increment", "decrement", "multiply", "divide"]
 NUMBER_OPS: frozenset[str] = frozenset({"set", "increment", "decrement", "multiply", "divide"})

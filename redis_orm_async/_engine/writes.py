@@ -19,17 +19,18 @@ from typing import Any, Final
 import anyio
 import pydantic
 
-from ._backend import Backend, Command
-from ._changes import FieldChange
-from ._errors import (
+from .._backends.protocol import Backend, Command
+from .._errors import (
     TransactionConflictError,
     UniqueConstraintError,
     ValidationError,
 )
-from ._expiry import ghost_payload
-from ._indexes import IndexEntries, index_diff, index_entries
-from ._model import Model
-from ._schema import ModelMeta, UniqueConstraint
+from .._model.model import Model
+from .._model.schema import ModelMeta, UniqueConstraint
+from .._model.state import IndexEntries, index_diff, index_entries
+from .._query.changes import FieldChange
+from .._query.locate import Locator
+from .expiry import ghost_payload
 
 
 class _Unset:
@@ -277,26 +278,19 @@ class CreateOp(WriteOp):
         return commands
 
 
-@dataclass(frozen=True, slots=True)
-class Locator:
-    """Where a single record is: by id, or by the claim key of a unique value."""
+def locator_reads(locator: Locator) -> Reads:
+    if locator.id_text is not None:
+        return Reads(records=[RecordRef(locator.meta, locator.id_text)])
+    assert locator.claim is not None
+    return Reads(claims=[locator.claim])
 
-    meta: ModelMeta
-    id_text: str | None = None
-    claim: str | None = None
 
-    def reads(self) -> Reads:
-        if self.id_text is not None:
-            return Reads(records=[RecordRef(self.meta, self.id_text)])
-        assert self.claim is not None
-        return Reads(claims=[self.claim])
-
-    def resolve(self, view: View) -> RecordRef | None:
-        if self.id_text is not None:
-            return RecordRef(self.meta, self.id_text)
-        assert self.claim is not None
-        holder = claim_holder(view, self.claim)
-        return None if holder is None else RecordRef(self.meta, holder)
+def locator_resolve(locator: Locator, view: View) -> RecordRef | None:
+    if locator.id_text is not None:
+        return RecordRef(locator.meta, locator.id_text)
+    assert locator.claim is not None
+    holder = claim_holder(view, locator.claim)
+    return None if holder is None else RecordRef(locator.meta, holder)
 
 
 RecordTest = Callable[[Mapping[str, str]], bool]
@@ -327,14 +321,14 @@ class UpdateOp(WriteOp):
         self.create = None if create is None else CreateOp(self.meta, create, create_ttl)
 
     def reads(self) -> Reads:
-        reads = self.locator.reads()
+        reads = locator_reads(self.locator)
         reads.time = not isinstance(self.ttl, _Unset) and self.ttl is not None
         if self.create is not None:
             reads.merge(self.create.reads())
         return reads
 
     def apply(self, view: View) -> list[Command]:
-        ref = self.locator.resolve(view)
+        ref = locator_resolve(self.locator, view)
         old_hash = None if ref is None else record_of(view, ref)
         if old_hash is not None and self.still_matches is not None and not self.still_matches(old_hash):
             old_hash = None
@@ -384,10 +378,10 @@ class DeleteOp(WriteOp):
         self.still_matches = still_matches
 
     def reads(self) -> Reads:
-        return self.locator.reads()
+        return locator_reads(self.locator)
 
     def apply(self, view: View) -> list[Command]:
-        ref = self.locator.resolve(view)
+        ref = locator_resolve(self.locator, view)
         old_hash = None if ref is None else record_of(view, ref)
         if old_hash is not None and self.still_matches is not None and not self.still_matches(old_hash):
             old_hash = None

@@ -18,13 +18,13 @@ import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 from redis.asyncio.connection import AbstractConnection
 
-from ._backend import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
-from ._errors import (
+from .._errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
     OrmError,
 )
+from .protocol import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
 
 KIND = "redis"
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._backend import Backend
-from ._indexes import LEX_SEPARATOR, IndexEntries, index_entries
-from ._schema import ModelMeta
+from .._backends.protocol import Backend
+from .._model.schema import ModelMeta
+from .._model.state import LEX_SEPARATOR, IndexEntries, index_entries
 
 ProblemKind = Literal["missing", "stale", "dangling", "wrong_score", "wrong_claim", "expiry"]
 BATCH = 500

@@ -1,0 +1,138 @@
+"""Relation loading: each nesting level of ``include``/``select`` in a constant number of round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from .._backends.protocol import Backend
+from .._errors import ValidationError
+from .._model.model import Model, attach_relations
+from .._model.schema import ModelMeta, Schema
+from .._query.match import page
+from .._query.parse import Query, Row
+from .._query.selection import Nested, Selection, selection_fields
+from .reads import fetch_rows, forget, read_rows
+
+
+def build_instance(meta: ModelMeta, row: Row, fields: Collection[str] | None) -> Model:
+    """A model from a stored row; with ``fields``, a partial one holding only those fields."""
+    if fields is None:
+        return meta.decode(row["id"], row)
+    values: dict[str, Any] = {}
+    for name in fields:
+        if name == "id":
+            continue
+        field_meta = meta.fields[name]
+        text = row.get(name)
+        try:
+            values[name] = None if text is None else field_meta.validate(field_meta.codec.decode(text))
+        except (ValueError, ValidationError) as exc:
+            raise ValidationError(
+                f"stored {meta.name} record {row['id']!r} does not fit the model: {exc}", cause=exc
+            ) from exc
+    id_value: Any = int(row["id"]) if meta.id_kind == "manual_int" else row["id"]
+    instance = meta.model.model_construct(_fields_set={"id", *values}, id=id_value, **values)
+    for name in meta.fields:
+        if name not in values:
+            instance.__dict__.pop(name, None)
+    return instance
+
+
+async def materialize(
+    backend: Backend, schema: Schema, meta: ModelMeta, rows: Sequence[Row], selection: Selection
+) -> list[Model]:
+    """Build the instances of one level and load their relations, one batch per relation."""
+    fields = selection.fields
+    if not selection.relations:
+        if fields is None:  # whole records: decoded directly, the one call per row that matters
+            decode = meta.decode
+            return [decode(row["id"], row) for row in rows]
+        return [build_instance(meta, row, fields) for row in rows]
+    loaded = [
+        (name, nested.relation.to_many, await _load(backend, schema, meta, rows, nested))
+        for name, nested in selection.relations.items()
+    ]
+    instances: list[Model] = []
+    for row in rows:
+        instance = build_instance(meta, row, fields)
+        parent = row["id"]
+        relations = {name: values.get(parent, [] if to_many else None) for name, to_many, values in loaded}
+        attach_relations(instance, relations)
+        instances.append(instance)
+    return instances
+
+
+async def _lookup(
+    backend: Backend, holder: ModelMeta, key_field: str, parent_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """Ids of ``holder`` records whose ``key_field`` holds each parent id: one pipeline."""
+    field_meta = holder.fields[key_field]
+    codec = field_meta.codec
+    commands: list[tuple[str | int | float, ...]] = []
+    for parent in parent_ids:
+        if field_meta.index == "range" and codec.score is not None:
+            score = repr(codec.score(parent))
+            commands.append(("ZRANGEBYSCORE", holder.keys.range(key_field), score, score))
+        else:
+            commands.append(("SMEMBERS", holder.keys.equality(key_field, codec.token(parent))))
+    replies = await backend.pipeline(commands) if commands else []
+    return {parent: sorted(reply) for parent, reply in zip(parent_ids, replies, strict=True)}
+
+
+async def _load(
+    backend: Backend, schema: Schema, meta: ModelMeta, rows: Sequence[Row], nested: Nested
+) -> dict[str, Any]:
+    """Parent id to the loaded value of one relation, for every parent row at once."""
+    relation = nested.relation
+    target = schema.by_name(relation.target)
+    fields = selection_fields(target, nested.selection, nested.query)
+    if relation.kind == "belongs_to":
+        # at most one target per parent and no nested where, order or page: nothing to filter
+        links = {row["id"]: row.get(relation.foreign_key) for row in rows}
+        found = await fetch_rows(backend, target, [v for v in links.values() if v is not None], fields)
+        built = await materialize(backend, schema, target, list(found.values()), nested.selection)
+        by_link = dict(zip(found, built, strict=True))
+        return {parent: None if link is None else by_link.get(link) for parent, link in links.items()}
+    parents = [row["id"] for row in rows]
+    groups: dict[str, list[Row]]
+    if relation.kind in ("has_one", "has_many"):
+        key = relation.foreign_key
+        children = await _lookup(backend, target, key, parents)
+        wanted = None if fields is None else {*fields, key}
+        found = await fetch_rows(backend, target, [c for ids in children.values() for c in ids], wanted)
+        await forget(backend, target, [c for ids in children.values() for c in ids if c not in found])
+        groups = {
+            parent: [found[c] for c in ids if c in found and found[c].get(key) == parent]
+            for parent, ids in children.items()
+        }
+    else:
+        assert relation.through is not None and relation.target_key is not None
+        join = schema.by_name(relation.through)
+        source_key, target_key = relation.foreign_key, relation.target_key
+        links_by_parent = await _lookup(backend, join, source_key, parents)
+        join_ids = [j for ids in links_by_parent.values() for j in ids]
+        join_rows = await fetch_rows(backend, join, join_ids, {source_key, target_key})
+        await forget(backend, join, [j for j in join_ids if j not in join_rows])
+        linked: dict[str, list[str]] = {}
+        for parent, join_ids in links_by_parent.items():
+            targets = [join_rows[j].get(target_key) for j in join_ids if j in join_rows
+                       and join_rows[j].get(source_key) == parent]  # fmt: skip
+            linked[parent] = list(dict.fromkeys(t for t in targets if t is not None))
+        found = await fetch_rows(backend, target, [t for ids in linked.values() for t in ids], fields)
+        groups = {parent: [found[t] for t in ids if t in found] for parent, ids in linked.items()}
+    groups = {parent: page(target, members, nested.query) for parent, members in groups.items()}
+    unique = list({row["id"]: row for members in groups.values() for row in members}.values())
+    instances = await materialize(backend, schema, target, unique, nested.selection)
+    by_id = {row["id"]: instance for row, instance in zip(unique, instances, strict=True)}
+    if relation.to_many:
+        return {parent: [by_id[row["id"]] for row in members] for parent, members in groups.items()}
+    return {parent: by_id[members[0]["id"]] if members else None for parent, members in groups.items()}
+
+
+async def find_selected(
+    backend: Backend, schema: Schema, meta: ModelMeta, query: Query, selection: Selection
+) -> list[Model]:
+    """Rows of one query with their selected relations: the whole of ``find_many``."""
+    rows = await read_rows(backend, meta, query, selection_fields(meta, selection))
+    return await materialize(backend, schema, meta, rows, selection)

@@ -1,0 +1,56 @@
+"""Locating one record from a ``find_unique``-style where: by its id, or by one unique claim."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import QueryError
+from .._model.schema import ModelMeta
+
+
+@dataclass(frozen=True, slots=True)
+class Locator:
+    """Where a single record is: by id, or by the claim key of a unique value."""
+
+    meta: ModelMeta
+    id_text: str | None = None
+    claim: str | None = None
+
+
+def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
+    """Turn a ``find_unique``-style where into a locator: by id, or by one unique constraint."""
+    if not isinstance(where, Mapping) or not where:
+        raise QueryError(f"{meta.name}: a unique lookup needs a non-empty where mapping")
+    for name, value in where.items():
+        if isinstance(value, Mapping | list | tuple | set):
+            raise QueryError(
+                f"{meta.name}.{name}: a unique lookup takes equality values only, got "
+                f"{type(value).__name__}",
+                meta={"field": name},
+            )
+        if name != "id" and name not in meta.fields:
+            raise QueryError(f"{meta.name} has no field {name!r}", meta={"field": name})
+    names = set(where)
+    if names == {"id"}:
+        return Locator(meta, id_text=meta.id_text(where["id"]))
+    for constraint in meta.uniques:
+        if set(constraint.fields) == names:
+            encoded: dict[str, str | None] = {}
+            id_text = ""
+            for name in constraint.fields:
+                if name == "id":
+                    id_text = meta.id_text(where[name])
+                else:
+                    encoded[name] = meta.fields[name].text_of(where[name])
+            claim = meta.claim_key(constraint, encoded, id_text)
+            if claim is None:
+                raise QueryError(f"{meta.name}: a unique lookup cannot match null values")
+            return Locator(meta, claim=claim)
+    accepted = ["id", *("+".join(c.fields) for c in meta.uniques)]
+    raise QueryError(
+        f"{meta.name}: {sorted(names)} is not the id or a unique constraint; use one of "
+        f"{accepted}",
+        meta={"fields": sorted(names)},
+    )
