@@ -98,7 +98,7 @@ def _user_hash(user: RawUser) -> Command:
 def _create_commands(user: RawUser) -> list[Command]:
     return [
         _user_hash(user),
-        ("SADD", status_key(user.status), user.id),
+        ("ZADD", status_key(user.status), 0, user.id),
         ("ZADD", USER_IDS, 0, user.id),
         ("ZADD", USER_AGE, user.age, user.id),
         ("SET", email_claim(user.email), user.id),
@@ -108,7 +108,7 @@ def _create_commands(user: RawUser) -> list[Command]:
 def _delete_commands(user: RawUser) -> list[Command]:
     return [
         ("DEL", user_key(user.id)),
-        ("SREM", status_key(user.status), user.id),
+        ("ZREM", status_key(user.status), user.id),
         ("ZREM", USER_IDS, user.id),
         ("ZREM", USER_AGE, user.id),
         ("DEL", email_claim(user.email)),
@@ -120,8 +120,8 @@ def _status_commands(old: RawUser, new: RawUser) -> list[Command]:
         return []
     return [
         ("HSET", user_key(new.id), "status", new.status),
-        ("SREM", status_key(old.status), new.id),
-        ("SADD", status_key(new.status), new.id),
+        ("ZREM", status_key(old.status), new.id),
+        ("ZADD", status_key(new.status), 0, new.id),
     ]
 
 
@@ -232,7 +232,7 @@ class RawStore:
         """A page of ``take`` users in id order, the ORM's default order."""
         async with self.redis.connection() as connection:
             (ids,) = await self.redis.exchange(
-                connection, [("SORT", status_key(status), "ALPHA", "LIMIT", 0, take)]
+                connection, [("ZRANGE", status_key(status), 0, take - 1)]
             )
             replies = await self.redis.exchange(connection, [("HGETALL", user_key(i)) for i in ids])
         return [RawUser.model_validate(stored) for stored in replies if stored]

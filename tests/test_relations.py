@@ -209,7 +209,7 @@ async def test_dangling_and_missing_foreign_keys_give_none_or_are_skipped(
     writers = {e.title: (e.writer.name if e.writer else None) for e in entries}
     assert writers == {"a1": "ada", "a2": "ada", "a3": "ada", "anon": None, "b1": "bob", "orphan": None}
     stale = orm.schema.meta(Entry).keys.equality("writer_id", rows["bob"].id)
-    await raw.sadd(stale, rows["a1"].id, "01GHOSTENTRY00000000000000")
+    await raw.zadd(stale, {rows["a1"].id: 0, "01GHOSTENTRY00000000000000": 0})
     bob = await orm.repo(Writer).find_unique({"id": rows["bob"].id}, include={"posts": True})
     assert bob is not None and [p.title for p in bob.posts] == ["b1"], (
         "children are re-checked against the FK"

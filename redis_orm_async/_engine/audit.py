@@ -156,7 +156,7 @@ async def audit_model(backend: Backend, meta: ModelMeta) -> AuditReport:
     for field_meta in meta.fields.values():
         if field_meta.index == "equality":
             async for key in _scan(backend, keys.equality_pattern(field_meta.name)):
-                actual.sets[key] = set(await backend.execute(("SMEMBERS", key)))
+                actual.zsets[key] = await _zset(backend, key)
         elif field_meta.index == "range":
             actual.zsets[keys.range(field_meta.name)] = await _zset(backend, keys.range(field_meta.name))
         if field_meta.lex:

@@ -31,8 +31,9 @@ def ghost_payload(meta: ModelMeta, record_key: str, entries: IndexEntries) -> st
     format needs no quoting and the Lua sweep can parse it without a JSON library.
     """
     lex_keys = {meta.keys.lex(f.name) for f in meta.fields.values() if f.lex}
+    equality_head = meta.keys.base + ":i:"
     lines = ["R" + record_key]
-    lines.extend(GHOST_SET + key for key in sorted(entries.sets))
+    lines.extend(GHOST_SET + key for key in sorted(entries.zsets) if key.startswith(equality_head))
     for key, (member, _score) in sorted(entries.zsets.items()):
         if key in lex_keys:
             lines.append(GHOST_LEX + key + LEX_SEPARATOR + member.split(LEX_SEPARATOR, 1)[0])
@@ -64,7 +65,7 @@ for _, id in ipairs(ids) do
       for line in string.gmatch(ghost, '[^\\n]+') do
         local kind, rest = string.sub(line, 1, 1), string.sub(line, 2)
         if kind == 'S' then
-          redis.call('SREM', rest, id)
+          redis.call('ZREM', rest, id)
         elseif kind == 'L' then
           local key, text = string.match(rest, '^([^%z]*)%z(.*)$')
           redis.call('ZREM', key, text .. '\\0' .. id)

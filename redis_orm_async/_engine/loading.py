@@ -75,7 +75,7 @@ async def _lookup(
             score = repr(codec.score(parent))
             commands.append(("ZRANGEBYSCORE", holder.keys.range(key_field), score, score))
         else:
-            commands.append(("SMEMBERS", holder.keys.equality(key_field, codec.token(parent))))
+            commands.append(("ZRANGE", holder.keys.equality(key_field, codec.token(parent)), 0, -1))
     replies = await backend.pipeline(commands) if commands else []
     return {parent: sorted(reply) for parent, reply in zip(parent_ids, replies, strict=True)}
 

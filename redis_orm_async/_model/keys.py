@@ -7,7 +7,7 @@ field's or another value's key::
 
     {user}:r:<id>                 HASH   one record
     {user}:ids                    ZSET   every id (score: int id, or 0 for string ids)
-    {user}:i:<field>:<value>      SET    ids whose field equals value (equality index)
+    {user}:i:<field>:<value>      ZSET   ids whose field equals value, scored like {user}:ids (equality index)
     {user}:z:<field>              ZSET   ids scored by field value (range/order index)
     {user}:l:<field>              ZSET   '<escaped text>\\0<id>' at score 0 (lex index)
     {user}:u:<constraint>:<v>...  STRING id that claims a unique value

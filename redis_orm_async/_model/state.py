@@ -38,12 +38,13 @@ def index_entries(meta: ModelMeta, id_text: str, encoded: Mapping[str, str | Non
     """Every index entry that a record with these stored values must have."""
     entries = IndexEntries()
     keys = meta.keys
-    entries.zsets[keys.ids()] = (id_text, meta.id_score(id_text))
+    id_score = meta.id_score(id_text)
+    entries.zsets[keys.ids()] = (id_text, id_score)
     for name, field_meta in meta.fields.items():
         text = encoded.get(name)
         if field_meta.index == "equality":
             token = None if text is None else field_meta.codec.token(text)
-            entries.sets.add(keys.equality(name, token))
+            entries.zsets[keys.equality(name, token)] = (id_text, id_score)
         elif field_meta.index == "range" and text is not None and field_meta.codec.score:
             entries.zsets[keys.range(name)] = (id_text, field_meta.codec.score(text))
         if field_meta.lex and text is not None:
