@@ -32,6 +32,7 @@ from ._query.match import matcher
 from ._query.parse import OrderBy, parse_query
 from ._query.planner import Plan, build_plan
 from ._query.selection import ALL, parse_selection, selection_fields
+from ._scripts import load
 
 M = TypeVar("M", bound=Model)
 
@@ -39,11 +40,7 @@ CREATE_CHUNK = 500
 """Records per guarded MULTI/EXEC in ``create_many``: big enough to amortize, small enough to
 keep a conflict cheap to retry."""
 
-COUNT_SCRIPT = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-return redis.call('ZCARD', KEYS[1]) - redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. now_ms)
-"""
+COUNT_SCRIPT = load("count")
 """Exact count: ids minus ids whose record has expired but whose entries await the sweep."""
 
 

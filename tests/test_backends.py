@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from redis_orm_async import BackendError, Orm, Schema
 from redis_orm_async._backends.protocol import Backend, Command
+from redis_orm_async._scripts import Script
 from redis_orm_async.testing import EmbeddedRedis
 
 from .models import User
@@ -82,7 +83,7 @@ async def test_replies_come_back_in_one_shape(make_orm: MakeOrm) -> None:
     assert await backend.pipeline([]) == [] and await backend.atomic([]) == []
     seconds, micros = await backend.execute(("TIME",))
     assert isinstance(seconds, str) and seconds.isdigit() and isinstance(micros, str)
-    script = "return {1, false, 'x', {ok = 'OK'}, 2.7, {KEYS[1], ARGV[1]}}"
+    script = Script("shape", "return {1, false, 'x', {ok = 'OK'}, 2.7, {KEYS[1], ARGV[1]}}")
     assert await backend.eval(script, ["key"], [0]) == [1, None, "x", "OK", 2, ["key", "0"]]
     assert await backend.eval(script, ["key"], [0]) == [1, None, "x", "OK", 2, ["key", "0"]]
 
@@ -227,9 +228,9 @@ async def test_a_malformed_command_discards_the_whole_atomic_batch(
 async def test_a_lua_error_is_a_backend_error(make_orm: MakeOrm) -> None:
     backend = backend_of(make_orm)
     with pytest.raises(BackendError):
-        await backend.eval("return redis.call('NOSUCHCOMMAND')", [], [])
+        await backend.eval(Script("bad", "return redis.call('NOSUCHCOMMAND')"), [], [])
     with pytest.raises(BackendError):
-        await backend.eval("this is not lua", [], [])
+        await backend.eval(Script("broken", "this is not lua"), [], [])
 
 
 @settings(max_examples=40)

@@ -223,7 +223,7 @@ async def test_writes_use_the_cached_guard_script(
     before = orm.backend.stats.round_trips
     await users.create(data={"email": "b@x.io", "age": 1})
     assert orm.backend.stats.round_trips - before == 3
-    assert GUARD_SCRIPT.strip().startswith("local")
+    assert GUARD_SCRIPT.source.strip().startswith("local")
     before = orm.backend.stats.round_trips
     await users.create(data={"email": "c@x.io", "age": 1})
     assert orm.backend.stats.round_trips - before == 2

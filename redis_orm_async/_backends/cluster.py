@@ -130,7 +130,6 @@ class ClusterBackend(PackedExchange):
         self._owns_client = owns_client
         self._limits: dict[str, anyio.Semaphore] = {}
         self._stale = False
-        self._script_shas = {}
         self.cluster_stats = ClusterCommandStats()
         """``stats`` typed with the per-node counter too."""
         self.stats: CommandStats = self.cluster_stats

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from .._scripts import Script
+
 Arg = str | int | float
 Command = tuple[Arg, ...]
 WritePlan = Callable[[list[Any]], Sequence[Command]]
@@ -73,8 +75,8 @@ class Backend(Protocol):
         """
         ...
 
-    async def eval(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """Run a Lua script (cached by SHA where the backend allows)."""
+    async def eval(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """Run a Lua script by its SHA, loading it again after ``NOSCRIPT``."""
         ...
 
     async def ping(self) -> None: ...

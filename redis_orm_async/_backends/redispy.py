@@ -8,7 +8,6 @@ converted here and nowhere else.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +23,7 @@ from .._errors import (
     BackendUnavailableError,
     OrmError,
 )
+from .._scripts import Script
 from .protocol import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
 
 KIND = "redis"
@@ -70,7 +70,6 @@ class PackedExchange:
 
     kind: str = KIND
     stats: CommandStats
-    _script_shas: dict[str, str]
     _client: Any
     _owns_client: bool
 
@@ -156,17 +155,13 @@ class PackedExchange:
         if self._owns_client:
             await self._client.aclose()
 
-    async def eval(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        sha = self._script_shas.get(script)
-        if sha is None:
-            sha = hashlib.sha1(script.encode()).hexdigest()
-            self._script_shas[script] = sha
+    async def eval(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
-            return await self.execute(("EVALSHA", sha, len(keys), *keys, *args))
+            return await self.execute(("EVALSHA", script.sha, len(keys), *keys, *args))
         except BackendError as exc:
             if not isinstance(exc.cause, redis_errors.NoScriptError):
                 raise
-        return await self.execute(("EVAL", script, len(keys), *keys, *args))
+        return await self.execute(("EVAL", script.source, len(keys), *keys, *args))
 
 
 class RedisBackend(PackedExchange):
@@ -181,7 +176,6 @@ class RedisBackend(PackedExchange):
         bounded = limit if isinstance(limit, int) and 0 < limit < 2**31 else 2**16
         self._slots = anyio.Semaphore(bounded, fast_acquire=True)
         self._owns_client = owns_client
-        self._script_shas = {}
         self.stats = CommandStats()
         self.features = BackendFeatures(kind=KIND, optimistic_guard="watch")
 

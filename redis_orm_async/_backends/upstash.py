@@ -30,7 +30,6 @@ batch (a bad token, an unreachable redis, EXECABORT); the adapter then asks with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,6 +39,7 @@ import anyio
 import httpx
 
 from .._errors import AuthenticationError, BackendError, BackendUnavailableError, OrmError
+from .._scripts import Script, load
 from .protocol import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
 
 try:
@@ -53,85 +53,7 @@ except ImportError:  # pragma: no cover - the adapter is only built for an upsta
 KIND = "upstash"
 T = TypeVar("T")
 
-GUARD_SCRIPT = r"""
-local pos = 0
-local function take()
-  pos = pos + 1
-  return ARGV[pos]
-end
-local function text(value)
-  if type(value) == 'table' and value.ok then return value.ok end
-  return value
-end
-local function same(actual)
-  local tag = take()
-  actual = text(actual)
-  if tag == 'n' then
-    return actual == false
-  elseif tag == 's' then
-    return type(actual) == 'string' and actual == take()
-  elseif tag == 'i' then
-    return type(actual) == 'number' and actual == tonumber(take())
-  elseif tag == 'a' then
-    local n = tonumber(take())
-    if type(actual) ~= 'table' or #actual ~= n then return false end
-    for i = 1, n do
-      if not same(actual[i]) then return false end
-    end
-    return true
-  elseif tag == 'm' or tag == 'u' then
-    local n = tonumber(take())
-    if type(actual) ~= 'table' or #actual ~= n then return false end
-    local want = {}
-    if tag == 'm' then
-      for i = 1, n, 2 do
-        local field = take()
-        want[field] = take()
-      end
-      for i = 1, n, 2 do
-        if want[actual[i]] ~= actual[i + 1] then return false end
-      end
-    else
-      for i = 1, n do
-        local item = take()
-        want[item] = (want[item] or 0) + 1
-      end
-      for i = 1, n do
-        local left = want[actual[i]]
-        if not left or left == 0 then return false end
-        want[actual[i]] = left - 1
-      end
-    end
-    return true
-  end
-  return error('guard: unknown tag ' .. tostring(tag))
-end
-local function command()
-  local n = tonumber(take())
-  local args = {}
-  for i = 1, n do args[i] = take() end
-  return args
-end
-local reads = tonumber(take())
-for r = 1, reads do
-  local mode = take()
-  if mode ~= 'x' then
-    if not same(redis.call(unpack(command()))) then return {0} end
-  end
-end
-local writes = tonumber(take())
-local results = {1}
-local failed = nil
-for w = 1, writes do
-  local reply = redis.pcall(unpack(command()))
-  if type(reply) == 'table' and reply.err then
-    failed = failed or {2, w, reply.err}
-    reply = false
-  end
-  results[w + 1] = reply
-end
-return failed or results
-"""
+GUARD_SCRIPT = load("guard")
 """Compare-and-apply: re-run the reads, compare with what the caller saw, then run the writes.
 
 ARGV holds ``#reads``, then per read a mode (``x`` skip, else the compare tag's command) with
@@ -348,7 +270,7 @@ class UpstashBackend:
         self._secret = _token_of(client)
         self._timeout = timeout
         self._owns_client = owns_client
-        self._loaded: dict[str, str] = {}
+        self._loaded: set[str] = set()
         self.stats = CommandStats()
         self.features = BackendFeatures(kind=KIND, optimistic_guard="lua-compare")
 
@@ -443,19 +365,18 @@ class UpstashBackend:
             )
         return list(outcome[1:])
 
-    async def eval(self, script: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+    async def eval(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """EVALSHA once the script is known to be loaded; EVAL (which loads it) first and after
-        NOSCRIPT, so a guarded write costs two round trips from the very first one."""
+        NOSCRIPT, so a write costs one round trip from the very first one."""
         tail = (len(keys), *keys, *args)
-        sha = self._loaded.get(script)
-        if sha is not None:
+        if script.sha in self._loaded:
             try:
-                return await self.execute(("EVALSHA", sha, *tail))
+                return await self.execute(("EVALSHA", script.sha, *tail))
             except BackendError as exc:
                 if not str(exc.cause).startswith("NOSCRIPT"):
                     raise
-        result = await self.execute(("EVAL", script, *tail))
-        self._loaded[script] = hashlib.sha1(script.encode()).hexdigest()
+        result = await self.execute(("EVAL", script.source, *tail))
+        self._loaded.add(script.sha)
         return result
 
     async def ping(self) -> None:
