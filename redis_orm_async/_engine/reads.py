@@ -299,4 +299,3 @@ async def _matching(backend: Backend, meta: ModelMeta, plan: Plan, query: Query)
         rows = await fetch_rows(backend, meta, await _candidate_ids(backend, meta, plan), fields)
         return [row for row in rows.values() if test(row)]
     return list(await _scan(backend, meta, query, fields))
-
