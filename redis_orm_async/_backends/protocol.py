@@ -79,7 +79,8 @@ def server_features(base: BackendFeatures, server_info: Any, memory_info: Any) -
 def refuses_scripts(reply: str) -> bool:
     """Whether an error reply to EVAL/EVALSHA says that scripts are not allowed at all."""
     text = reply.lower()
-    return ("noperm" in text or "unknown command" in text or "disabled" in text) and "eval" in text
+    refused = ("noperm", "no permission", "unknown command", "disabled")
+    return any(word in text for word in refused) and "eval" in text
 
 
 @runtime_checkable

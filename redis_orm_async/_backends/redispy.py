@@ -47,6 +47,13 @@ def map_redis_error(exc: BaseException, kind: str = KIND) -> OrmError:
         return exc
     if isinstance(exc, redis_errors.AuthenticationError | redis_errors.AuthorizationError):
         return AuthenticationError(f"{kind} refused the credentials", backend_kind=kind, cause=exc)
+    if isinstance(exc, redis_errors.OutOfMemoryError) or "OOM command not allowed" in str(exc):
+        return BackendError(
+            f"{kind} is at its maxmemory limit and refused a write that needs memory; nothing was "
+            "written (reads go on; free memory or raise maxmemory)",
+            backend_kind=kind,
+            cause=exc,
+        )
     if isinstance(exc, redis_errors.ResponseError):
         text = str(exc)
         if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):

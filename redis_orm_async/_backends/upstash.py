@@ -131,6 +131,12 @@ def map_upstash_error(exc: BaseException, secret: str = "") -> OrmError:
                 backend_kind=KIND,
                 cause=exc,
             )
+        if "OOM command not allowed" in text:
+            return BackendError(
+                "upstash is at its memory limit and refused a write that needs memory; nothing was written",
+                backend_kind=KIND,
+                cause=exc,
+            )
         if text.startswith(_UNAVAILABLE_REPLIES):
             return BackendUnavailableError(f"upstash is unavailable: {text}", backend_kind=KIND, cause=exc)
         return BackendError(f"upstash error: {text}", backend_kind=KIND, cause=exc)
