@@ -149,14 +149,17 @@ class Repository(Generic[M]):
         update: Mapping[str, Any],
         *,
         ttl: TtlArg = UNSET,
+        update_ttl: TtlArg = UNSET,
     ) -> M:
         """Update the record ``where`` finds, or create it from ``create`` merged with ``where``,
-        in one atomic step. An upsert by id may name the id of a model whose ids are generated: it
-        creates the record with that id only if none exists.
+        in one atomic step and one round trip (a counter created on first use and incremented
+        after: ``upsert(where, create={"hits": 1}, update={"hits": {"increment": 1}})``).
 
         Fields named in ``where`` are the conflict target: ``create`` must agree with them and
-        ``update`` cannot change them. ``ttl`` applies to the create as in ``create`` and to the
-        update as in ``update``.
+        ``update`` cannot change them. ``ttl`` is the life of a record the upsert creates (as in
+        ``create``); ``update_ttl`` what happens to an existing record's expiry (as ``ttl`` in
+        ``update``: by default it is kept, so a rate-limit window never slides). An upsert by id
+        may name the id of a model whose ids are generated: it creates that id only if it is free.
         """
         meta = self.meta
         locator = unique_locator(meta, where)
@@ -179,7 +182,7 @@ class Repository(Generic[M]):
         create_op = CreateOp(meta, instance, create_expiry(meta.name, ttl, meta.ttl))
         changes = parse_changes(meta, update)
         result = await update_one(
-            self._engine, meta, locator, changes, update_expiry(meta.name, ttl), create=create_op
+            self._engine, meta, locator, changes, update_expiry(meta.name, update_ttl), create=create_op
         )
         assert result is not None
         upserted: M = result  # type: ignore[assignment]

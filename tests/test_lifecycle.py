@@ -205,6 +205,7 @@ async def test_a_ttl_that_is_not_a_positive_timedelta_is_refused_before_any_writ
         cards.update(where={"id": "c"}, data={"hits": 1}, ttl=ttl),
         cards.update_many(where={"color": "red"}, data={"hits": 1}, ttl=ttl),
         cards.upsert(where={"id": "c"}, create={"color": "red"}, update={}, ttl=ttl),
+        cards.upsert(where={"id": "c"}, create={"color": "red"}, update={}, update_ttl=ttl),
         cards.touch(where={"id": "c"}, ttl=ttl),
         passes.touch(where={"token": "t"}, ttl=ttl),
     ]

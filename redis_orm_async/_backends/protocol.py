@@ -153,6 +153,7 @@ def normalize_reply(command: Command, reply: Any) -> Any:
         isinstance(value, list)
         and value
         and isinstance(value[0], list)
+        and str(command[0]).upper().startswith("Z")
         and any(isinstance(arg, str) and arg.upper() == "WITHSCORES" for arg in command)
     ):
         return [item for pair in value for item in pair]
