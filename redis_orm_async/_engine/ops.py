@@ -89,6 +89,8 @@ class CreateOp(WriteOp):
         self.meta = meta
         self.instance = instance
         self.id_text = meta.id_text(instance.id)
+        self.fresh = meta.id_kind == "generated" and "id" not in instance.model_fields_set
+        """The id was generated for this create: no record can have it, nothing need be read."""
         self.ttl_ms = ttl_ms
         encoded = meta.encode(instance)
         self.writes = [(name, text) for name, text in encoded.items() if text is not None]
@@ -96,7 +98,8 @@ class CreateOp(WriteOp):
         self.line = state_line(meta, self.facts)
 
     def words(self) -> list[str]:
-        words = [self.id_text, "" if self.ttl_ms is None else str(self.ttl_ms), str(len(self.writes))]
+        ttl = "" if self.ttl_ms is None else str(self.ttl_ms)
+        words = [self.id_text, ttl, "n" if self.fresh else "-", str(len(self.writes))]
         for name, text in self.writes:
             words.extend((name, text))
         words.append(self.line)

@@ -226,6 +226,10 @@ class Overlay:
 
     def create(self, op: CreateOp) -> dict[str, str]:
         meta = op.meta
+        if op.fresh and (meta.keys.base, op.id_text) not in self.records:
+            self.records[(meta.keys.base, op.id_text)] = RecordState(
+                meta, op.id_text, meta.keys.record(op.id_text), False, {}, "", {}, None, False, -2
+            )
         state = self.record(meta, op.id_text)
         if state.exists:
             raise id_taken(meta)

@@ -70,7 +70,8 @@ def _initial_needs(ops: Sequence[WriteOp]) -> _Needs:
             creates.append(op.create)
         for create in creates:
             claims = entries(create.meta, create.id_text, create.facts).claims
-            needs.add(MissingReads(records=[(create.meta, create.id_text)], claims=list(claims)))
+            record = [] if create.fresh else [(create.meta, create.id_text)]
+            needs.add(MissingReads(records=record, claims=list(claims)))
             needs.time = needs.time or create.ttl_ms is not None
         if isinstance(op, CleanOp):
             needs.add(MissingReads(records=[(op.meta, id_text) for id_text in op.ids]))

@@ -9,7 +9,7 @@
 --
 -- KEYS: the id ZSET of each model in the batch (it routes the call on a cluster).
 -- ARGV: #models, then per model: base, flags, descriptor; then sweep limit; then #ops and the ops:
---   C model id ttl_ms #fields (name text)... state_line        create (fails if the id is live)
+--   C model id ttl_ms fresh #fields (name text)... state_line  create (fails if the id is live)
 --   U model locator expect ttl #changes (name op value token score lex)... create?
 --                                                              update, or upsert when create? is 'C ...'
 --   D model locator expect                                     delete, answering the old hash
@@ -19,7 +19,8 @@
 --   R model id expect state_line                               repair: rebuild a record's entries
 --   P model key kind #members member...                        repair: prune entries nobody implies
 -- locator: 'i' id | 'c' claim key; expect: '-' or #fields and the hash as the caller read it;
--- ttl: 'k' keep, 'p' persist, or milliseconds; change op: 's' set, 'n' null, 'i' add an integer.
+-- ttl: 'k' keep, 'p' persist, or milliseconds; change op: 's' set, 'n' null, 'i' add an integer;
+-- fresh: 'n' for an id the client generated (nothing to read), '-' otherwise.
 -- Answer: {'ok', result...} or {'err', op, code, detail...}.
 
 local position = 0
@@ -236,7 +237,7 @@ local function locate(model, kind, value)
 end
 
 local function read_create()
-  local spec = {id = arg(), ttl = arg(), writes = {}}
+  local spec = {id = arg(), ttl = arg(), fresh = arg() == 'n', writes = {}}
   for _ = 1, int_arg() do
     spec.writes[#spec.writes + 1] = arg()
     spec.writes[#spec.writes + 1] = arg()
@@ -246,6 +247,14 @@ local function read_create()
 end
 
 local function create(index, model, spec)
+  local cache_key = model.base .. '\n' .. spec.id
+  if spec.fresh and not records[cache_key] then
+    -- an id the client just generated: no record, and nothing left of one, can have it
+    records[cache_key] = {
+      model = model, id = spec.id, key = model.base .. ':r:' .. escape(spec.id),
+      exists = false, facts = {}, line = '', listed = false,
+    }
+  end
   local rec = record(model, spec.id)
   if rec.exists then return fail(index, 'exists', model.base, spec.id) end
   local exp = nil
