@@ -304,3 +304,24 @@ async def test_round_trips_per_operation(make_orm: MakeOrm, backend_name: str) -
     await measure("delete", users.delete(where={"id": user.id}))
     assert measured == expected
     assert (await orm.audit(User)).ok
+
+
+def test_the_redis_py_internals_the_adapters_use_are_there() -> None:
+    """The redis-py adapters write and read packed commands on pooled connections directly, as
+    redis-py's own pipeline does; pyproject pins the redis-py range, and this names what they
+    rely on, so an upgrade that moves it fails here first."""
+    import redis as redis_package
+    from redis.asyncio.cluster import ClusterNode, NodesManager
+    from redis.asyncio.connection import AbstractConnection, ConnectionPool
+
+    major = int(redis_package.__version__.split(".")[0])
+    assert 5 <= major < 9
+    for owner, names in [
+        (AbstractConnection, ["pack_commands", "send_packed_command", "read_response", "disconnect"]),
+        (ConnectionPool, ["get_connection", "release"]),
+        (ClusterNode, ["acquire_connection", "release", "disconnect_if_needed"]),
+        (NodesManager, ["get_node_from_slot", "initialize"]),
+        (aioredis.RedisCluster, ["keyslot", "get_default_node", "initialize"]),
+    ]:
+        for name in names:
+            assert callable(getattr(owner, name, None)), f"{owner.__name__}.{name}"
