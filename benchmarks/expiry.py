@@ -116,10 +116,15 @@ class PageRead(Case):
         def left() -> timedelta:
             return timedelta(milliseconds=max(1, int((deadline - time.perf_counter()) * 1000)))
 
+        orm_s = raw_s = 0.0
         for start in range(0, count, CREATE_CHUNK):
             chunk = data[start : start + CREATE_CHUNK]
+            began = time.perf_counter()
             await env.sessions.create_many(chunk, ttl=left())
+            orm_s += time.perf_counter() - began
+            began = time.perf_counter()
             await env.raw.create_sessions(chunk, left() // timedelta(milliseconds=1))
+            raw_s += time.perf_counter() - began
         created = time.perf_counter()
         if created > deadline:
             self.remarks.append(
@@ -129,22 +134,28 @@ class PageRead(Case):
         await anyio.sleep(max(0.0, deadline - time.perf_counter()) + 0.05)
         settled = await self._settle(env)
         self.remarks.append(
-            f"{self.key}: {count:,} expired sessions per line, created in {created - started:.1f} s; "
-            f"Redis dropped their keys within {settled:.1f} s of expiry"
+            f"{self.key}: {count:,} sessions per line expired unswept (created in {orm_s:.1f} s by the "
+            f"ORM and {raw_s:.1f} s by raw, all due {budget:.1f} s after the first); Redis dropped "
+            f"their keys within {settled:.1f} s, then only reads ran"
         )
 
     async def _settle(self, env: Env) -> float:
         """Wait until Redis's active expiry has dropped the expired keys (their count stops
-        moving): a backlog in production is index entries of records long gone."""
+        moving), at its highest effort for the wait only: a backlog in production is index
+        entries of records long gone, and the reads should not share the server with the purge."""
         started = time.perf_counter()
         last = -1
-        while time.perf_counter() - started < SETTLE_MAX_S:
-            stats: dict[str, Any] = await env.monitor.info("stats")
-            now = int(stats["expired_keys"])
-            if now == last:
-                break
-            last = now
-            await anyio.sleep(SETTLE_POLL_S)
+        await env.monitor.config_set("active-expire-effort", 10)
+        try:
+            while time.perf_counter() - started < SETTLE_MAX_S:
+                stats: dict[str, Any] = await env.monitor.info("stats")
+                now = int(stats["expired_keys"])
+                if now == last:
+                    break
+                last = now
+                await anyio.sleep(SETTLE_POLL_S)
+        finally:
+            await env.monitor.config_set("active-expire-effort", 1)
         return time.perf_counter() - started
 
     def orm_call(self, env: Env) -> Awaitable[Any]:

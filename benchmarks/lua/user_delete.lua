@@ -18,9 +18,8 @@ for i = 1, #old, 2 do
   end
 end
 local base, id = ARGV[1], ARGV[2]
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], base .. ':e:' .. email)
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', base .. ':s:' .. status, id)
 redis.call('ZREM', KEYS[3], id)
-redis.call('DEL', base .. ':e:' .. email)
 return old
