@@ -6,15 +6,18 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import anyio
+
+from redis_orm_async import TransactionConflictError
 
 from .cases import Case, audit, check, tag
 from .env import ORM, RAW, RAW_WATCH, Env, Settings
 from .measure import Outcome, Timed, per_op
 from .models import SESSION_TTL, Session, comparable, sessions_data
-from .raw import SESSION_IDS
+from .raw import SESSION_IDS, ConflictError
 from .raw_audit import audit_sessions
 from .targets import Target
 
@@ -42,20 +45,34 @@ class Touch(Case):
         super().__init__()
         self.concurrency = settings.touch_tasks
         self.title = f"touch one session, {settings.touch_tasks} tasks"
+        self.gave_up: dict[str, int] = {}
+        """Touches that gave up after their retries (a retry storm), per line."""
 
     async def timed(self, env: Env, line: str, rep: int, count: int) -> Timed:
         data = sessions_data(rep, tag(env, line, "wt"), 1, users=10)[0]
-        budget = self.budget(env)
+        touch: Callable[[], Awaitable[Any]]
         if line == ORM:
             session_id = (await env.sessions.create(data)).id
-            return per_op(count, self.concurrency, lambda i: env.sessions.touch({"id": session_id}), budget)
-        (session,) = await env.raw.create_sessions([data], TTL_MS)
-        touch = env.raw.touch_session if line == RAW else env.watch.touch_session
-        return per_op(count, self.concurrency, lambda i: touch(session.id, TTL_MS), budget)
+            touch = partial(env.sessions.touch, {"id": session_id})
+        else:
+            (session,) = await env.raw.create_sessions([data], TTL_MS)
+            store = env.raw if line == RAW else env.watch
+            touch = partial(store.touch_session, session.id, TTL_MS)
+
+        async def one(index: int) -> Any:
+            try:
+                return await touch()
+            except (TransactionConflictError, ConflictError):
+                self.gave_up[line] = self.gave_up.get(line, 0) + 1
+                return None
+
+        return per_op(count, self.concurrency, one, self.budget(env))
 
     async def verify(self, env: Env, outcomes: dict[str, list[Outcome]]) -> list[str]:
-        problems: list[str] = []
-        touched: Session = outcomes[ORM][-1].first
+        problems = [f"{line}: {n} touches gave up after their retries" for line, n in self.gave_up.items()]
+        touched: Session | None = outcomes[ORM][-1].first
+        if touched is None:
+            return [*problems, "the ORM's first touch of the last run returned nothing"]
         left = await env.sessions.ttl({"id": touched.id})
         check(problems, left is not None and left > SESSION_TTL - timedelta(minutes=1), f"ORM ttl is {left}")
         seen = await env.sessions.find_unique({"token": touched.token})

@@ -190,7 +190,7 @@ async def _run_or_report(env: Env, case: Case, log: Callable[[str], None]) -> Ca
         result = await run_case(env, case, log)
     except Exception as exc:
         result = CaseResult(case.key, case.workload, case.title, case.concurrency, target=case.target)
-        result.problems = [f"crashed: {type(exc).__name__}: {exc}"]
+        result.problems = [f"crashed: {type(leaf).__name__}: {leaf}" for leaf in _leaves(exc)]
     problems = f", problems: {result.problems}" if result.problems else ""
     log(f"{case.key}: {time.perf_counter() - started:.1f} s{problems}")
     return result
@@ -266,6 +266,13 @@ async def run(
     if json_path is not None:
         await anyio.to_thread.run_sync(write_json, report, json_path)
     return report
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The errors inside (nested) exception groups, which task groups raise."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def write_json(report: Report, path: Path) -> None:
