@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from redis.asyncio.connection import AbstractConnection
 
 from .models import RawPost, RawSession, RawUser
-from .rawio import Arg, Command, RawError, RawRedis, Script, pairs
+from .rawio import Arg, Command, RawError, RawRedis, Script, ScriptCall, pairs
 
 USER = "{rawuser}"
 USER_IDS = USER + ":ids"
@@ -128,7 +128,7 @@ class RawStore:
         async with self.redis.connection() as connection:
             await self.redis.load(connection, SCRIPTS.values())
 
-    async def _run(self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Arg]]]) -> list[Any]:
+    async def _run(self, calls: Sequence[ScriptCall]) -> list[Any]:
         async with self.redis.connection() as connection:
             return await self.redis.run(connection, calls)
 
@@ -167,7 +167,7 @@ class RawStore:
             replies = await self.redis.checked(connection, [("HGETALL", user_key(i)) for i in user_ids])
         return [RawUser.model_validate(stored) if stored else None for stored in replies]
 
-    def _status_call(self, user_id: str, status: str) -> tuple[Script, Sequence[str], Sequence[Arg]]:
+    def _status_call(self, user_id: str, status: str) -> ScriptCall:
         keys = (user_key(user_id), status_key(status))
         return SCRIPTS["user_update_status"], keys, (STATUS_HEAD, user_id, status)
 
@@ -179,7 +179,7 @@ class RawStore:
         replies = await self._run([self._status_call(user_id, status) for user_id in user_ids])
         return [_updated(old, status) for old in replies]
 
-    def _delete_call(self, user_id: str) -> tuple[Script, Sequence[str], Sequence[Arg]]:
+    def _delete_call(self, user_id: str) -> ScriptCall:
         return SCRIPTS["user_delete"], (user_key(user_id), USER_IDS, USER_AGE), (USER, user_id)
 
     async def delete_user(self, user_id: str) -> RawUser | None:

@@ -45,6 +45,10 @@ class Script:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
+ScriptCall = tuple[Script, Sequence[str], Sequence[Arg]]
+"""A script and its keys and arguments, for ``RawRedis.run``."""
+
+
 class RawError(Exception):
     """A refusal raised while the connection is still clean (every reply read, no WATCH left),
     so the connection goes back to the pool rather than being closed."""
@@ -94,9 +98,7 @@ class RawRedis:
                 raise reply
         return replies
 
-    async def run(
-        self, connection: AbstractConnection, calls: Sequence[tuple[Script, Sequence[str], Sequence[Arg]]]
-    ) -> list[Any]:
+    async def run(self, connection: AbstractConnection, calls: Sequence[ScriptCall]) -> list[Any]:
         """Run scripts by SHA in one round trip; after ``NOSCRIPT``, load them and run those again."""
         commands = [script.call(keys, args) for script, keys, args in calls]
         replies = await self.exchange(connection, commands)
