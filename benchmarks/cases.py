@@ -421,7 +421,7 @@ def disagreements(case: Case, outcomes: dict[str, list[Outcome]], ops: int) -> l
     problems: list[str] = []
     for line, runs in outcomes.items():
         for rep, outcome in enumerate(runs):
-            performed = ops if outcome.ops is None else outcome.ops
+            performed = (ops if outcome.ops is None else outcome.ops) - outcome.gave_up
             if outcome.done != performed:
                 problems.append(f"{line} run {rep}: {outcome.done} of {performed} operations gave a result")
     reference: Sequence[Outcome] = outcomes[ORM]

@@ -180,6 +180,12 @@ async def run_case(env: Env, case: Case, log: Callable[[str], None]) -> CaseResu
     result.lines = {line: LineStats.of(samples[line]) for line in case.lines}
     result.problems = disagreements(case, outcomes, ops) + await case.verify(env, outcomes)
     result.remarks = case.remarks
+    for line, runs in outcomes.items():
+        gave_up, performed = sum(o.gave_up for o in runs), sum(s.ops for s in samples[line])
+        if gave_up:
+            result.remarks.append(
+                f"{case.key}: {line}: {gave_up} of {performed} operations gave up after their retries"
+            )
     return result
 
 

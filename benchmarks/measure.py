@@ -23,6 +23,16 @@ class Outcome:
     first: Any = None
     ops: int | None = None
     """Operations performed, when a time budget stopped the run before all it was asked for."""
+    gave_up: int = 0
+    """Operations that gave up after their retries (``GaveUp``): a cost, not a wrong answer."""
+
+
+class GaveUp(Exception):
+    """Raised by an operation that gave up after its retries under contention; ``per_op``
+    counts it rather than failing the run."""
+
+
+_GAVE_UP = object()
 
 
 @dataclass
@@ -76,8 +86,18 @@ class LineStats:
 
 
 def _first_and_count(results: list[Any], ops: int | None = None) -> Outcome:
-    first = results[0] if results else None
-    return Outcome(done=sum(result is not None for result in results), first=first, ops=ops)
+    """The first operation's result (the first that did not give up) and the counts."""
+    gave_up = sum(result is _GAVE_UP for result in results)
+    first = next((result for result in results if result is not _GAVE_UP), None)
+    done = sum(result is not None and result is not _GAVE_UP for result in results)
+    return Outcome(done=done, first=first, ops=ops, gave_up=gave_up)
+
+
+async def _attempt(op: Callable[[int], Awaitable[Any]], index: int) -> Any:
+    try:
+        return await op(index)
+    except GaveUp:
+        return _GAVE_UP
 
 
 def per_op(
@@ -93,7 +113,7 @@ def per_op(
         results: list[Any] = []
         stop = deadline()
         for index in range(count):
-            results.append(await op(index))
+            results.append(await _attempt(op, index))
             if time.perf_counter() > stop:
                 return _first_and_count(results, len(results))
         return _first_and_count(results)
@@ -108,7 +128,7 @@ def per_op(
             nonlocal started
             while (index := next(indexes)) < count and (index == 0 or time.perf_counter() <= stop):
                 started += 1
-                results[index] = await op(index)
+                results[index] = await _attempt(op, index)
 
         async with anyio.create_task_group() as tasks:
             for _ in range(min(concurrency, count)):
