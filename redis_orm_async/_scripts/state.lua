@@ -3,10 +3,11 @@
 -- mirrors one in redis_orm_async/_model/state.py or _model/keys.py, and tests run both on the
 -- same inputs.
 
+local ESCAPED = '[%%:{}%*%?%[%]\\~=#%-%c]'
+local function percent(c) return string.format('%%%02X', string.byte(c)) end
 local function escape(text)
-  return (string.gsub(text, '[%%:{}%*%?%[%]\\~=#%-%c]', function(c)
-    return string.format('%%%02X', string.byte(c))
-  end))
+  if not string.find(text, ESCAPED) then return text end
+  return (string.gsub(text, ESCAPED, percent))
 end
 
 -- '-' for null, '=' and the escaped text, or '#' and a digest for text longer than 256 bytes

@@ -61,31 +61,49 @@ local function holder_of(claim)
 end
 
 -- the overlay: one table per record touched, loaded once and changed as operations apply
+-- whether any record of the model may expire: only then is its expiry ZSET read
+local function expiring(model)
+  if model.expiring == nil then model.expiring = redis.call('EXISTS', model.exp) == 1 end
+  return model.expiring
+end
+
+local function read_hash_into(rec)
+  local flat = redis.call('HGETALL', rec.key)
+  local hash = {}
+  for i = 1, #flat, 2 do hash[flat[i]] = flat[i + 1] end
+  rec.hash, rec.exists = hash, #flat > 0
+end
+
+-- the overlay: one table per record touched, loaded once and changed as operations apply
+-- (``with_hash``: read the whole hash now, which also tells whether the record exists)
 local records = {}
-local function record(model, id)
+local function record(model, id, with_hash)
   local cache_key = model.base .. '\n' .. id
   local found = records[cache_key]
-  if found then return found end
-  local key = model.base .. ':r:' .. escape(id)
+  if found then
+    if with_hash and found.hash == nil then read_hash_into(found) end
+    return found
+  end
   local line = redis.call('HGET', model.st, id)
-  local expiry = redis.call('ZSCORE', model.exp, id)
+  local expiry = false
+  if expiring(model) then expiry = redis.call('ZSCORE', model.exp, id) end
   found = {
-    model = model, id = id, key = key,
-    exists = redis.call('EXISTS', key) == 1,
+    model = model, id = id, key = model.base .. ':r:' .. escape(id),
     facts = parse_facts(line), line = line or '',
     exp = expiry and tonumber(expiry) or nil,
   }
+  if with_hash then
+    read_hash_into(found)
+  else
+    found.exists = redis.call('EXISTS', found.key) == 1
+  end
   records[cache_key] = found
   return found
 end
 
 local function hash_of(rec)
   if rec.hash == nil then
-    rec.hash = {}
-    if rec.exists then
-      local flat = redis.call('HGETALL', rec.key)
-      for i = 1, #flat, 2 do rec.hash[flat[i]] = flat[i + 1] end
-    end
+    if rec.exists then read_hash_into(rec) else rec.hash = {} end
   end
   return rec.hash
 end
@@ -232,10 +250,10 @@ end
 
 -- the record a locator names, or nil; a claim must point at a live record that still holds it
 local function locate(model, kind, value)
-  if kind == 'i' then return record(model, value) end
+  if kind == 'i' then return record(model, value, true) end
   local holder = holder_of(value)
   if not holder then return nil end
-  local rec = record(model, holder)
+  local rec = record(model, holder, true)
   if rec.exists and not claims_of(rec)[value] then return nil end
   return rec
 end
@@ -364,7 +382,7 @@ end
 
 -- Remove the leftovers of due records; a live one keeps its entries, its expiry entry mended.
 local function sweep(index, model, limit)
-  if redis.call('EXISTS', model.exp) == 0 then return {0, 0} end
+  if not expiring(model) then return {0, 0} end
   local now = now_ms()
   local due = redis.call('ZRANGEBYSCORE', model.exp, '-inf', '(' .. now, 'LIMIT', 0, limit)
   local swept = 0
@@ -406,7 +424,7 @@ local function rebuild(index, model)
   local id = arg()
   local expected, expected_count = read_expect()
   local facts = parse_facts(arg())
-  local rec = record(model, id)
+  local rec = record(model, id, true)
   if not rec.exists then
     clean(index, rec)
     return {'gone'}
