@@ -249,9 +249,28 @@ async def audit_model(backend: Backend, meta: ModelMeta) -> AuditReport:
         member: float(score) for member, score in (await _pairs(backend, keys.expiry(), "ZSCAN")).items()
     }
     actual.states = await _pairs(backend, keys.states(), "HSCAN")
+    problems = compare(meta, records, actual)
     report = AuditReport(meta.name, records=len(records))
-    report.problems = compare(meta, records, actual)
+    report.problems = await _still_there(backend, meta, records, problems)
     return report
+
+
+async def _still_there(
+    backend: Backend, meta: ModelMeta, records: Mapping[str, StoredRecord], problems: list[AuditProblem]
+) -> list[AuditProblem]:
+    """Drop the problems of expiring records that expired while the audit read their keys (a
+    record read alive whose claim, read later, had already gone with it)."""
+    lex_keys = {meta.keys.lex(f.name) for f in meta.fields.values() if f.lex}
+
+    def owner(problem: AuditProblem) -> str:
+        return problem.member.split(LEX_SEPARATOR, 1)[-1] if problem.key in lex_keys else problem.member
+
+    suspects = sorted({owner(p) for p in problems if (r := records.get(owner(p))) is not None and r.pttl > 0})
+    if not suspects:
+        return problems
+    alive = await backend.pipeline([("EXISTS", meta.keys.record(id_text)) for id_text in suspects])
+    expired = {id_text for id_text, found in zip(suspects, alive, strict=True) if not found}
+    return [p for p in problems if owner(p) not in expired]
 
 
 async def repair_model(engine: WriteEngine, meta: ModelMeta, *, batch: int = BATCH) -> RepairReport:
