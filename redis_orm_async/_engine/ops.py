@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from .._errors import ValidationError
 from .._model.model import FieldOptions, Model
 from .._model.schema import ModelMeta
-from .._model.state import Fact, field_fact, record_facts, state_line
+from .._model.state import Fact, field_fact, layout, record_facts, state_line
 from .._query.changes import FieldChange
 from .._query.locate import Locator
 from .._query.ttl import Expiry
@@ -103,6 +103,10 @@ class CreateOp(WriteOp):
         for name, text in self.writes:
             words.extend((name, text))
         words.append(self.line)
+        facts = self.facts
+        for name in layout(self.meta).order:
+            fact = facts[name]
+            words.extend((fact.token, fact.score, fact.lex))
         return words
 
     def accept(self, reply: Any) -> None:

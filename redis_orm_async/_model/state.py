@@ -12,7 +12,6 @@ Everything here mirrors ``_scripts/state.lua`` and is tested against it on the s
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -62,14 +61,16 @@ class Layout:
         object.__setattr__(self, "words", tuple(words))
 
 
-_LAYOUTS: weakref.WeakKeyDictionary[ModelMeta, Layout] = weakref.WeakKeyDictionary()
+_CACHE = "_state_layout"
 
 
 def layout(meta: ModelMeta) -> Layout:
-    """The model's index layout, built once per model meta."""
-    found = _LAYOUTS.get(meta)
+    """The model's index layout, built once per model meta and kept on it (every write asks for
+    it several times per record, and a dict lookup is what that can afford)."""
+    found: Layout | None = meta.__dict__.get(_CACHE)
     if found is None:
-        found = _LAYOUTS[meta] = _build_layout(meta)
+        found = _build_layout(meta)
+        object.__setattr__(meta, _CACHE, found)
     return found
 
 

@@ -9,7 +9,8 @@
 --
 -- KEYS: the id ZSET of each model in the batch (it routes the call on a cluster).
 -- ARGV: #models, then each model's words (see read_model); then sweep limit; then #ops and the ops:
---   C model id ttl_ms fresh #fields (name text)... state_line  create (fails if the id is live)
+--   C model id ttl_ms fresh #fields (name text)... line facts  create (fails if the id is live);
+--                                                              facts: token score lex of each fact field
 --   U model locator expect ttl #changes (name op value token score lex)... create?
 --                                                              update, or upsert when create? is 'C ...'
 --   D model locator expect                                     delete, answering the old hash
@@ -139,7 +140,7 @@ end
 -- Move a record from its current state to a new one: nil facts removes it. Checks the unique
 -- claims it wants (a claim held by another live record that still holds the value is a
 -- violation; any other holder is stale and taken over), then queues every change.
-local function transition(index, rec, new_facts, new_exp, hash_writes, hash_deletes, fresh)
+local function transition(index, rec, new_facts, new_exp, hash_writes, hash_deletes, fresh, new_line)
   local model, id = rec.model, rec.id
   local old_zsets, old_claims = {}, {}
   if rec.exists or leftovers(rec) then old_zsets, old_claims = entries(model, id, rec.facts) end
@@ -206,7 +207,7 @@ local function transition(index, rec, new_facts, new_exp, hash_writes, hash_dele
         queue('ZREM', model.exp, id)
       end
     end
-    local line = format_facts(model, new_facts)
+    local line = new_line or format_facts(model, new_facts)
     if line ~= rec.line then
       if line == '' then queue('HDEL', model.st, id) else queue('HSET', model.st, id, line) end
     end
@@ -258,13 +259,16 @@ local function locate(model, kind, value)
   return rec
 end
 
-local function read_create()
+local function read_create(model)
   local spec = {id = arg(), ttl = arg(), fresh = arg() == 'n', writes = {}}
   for _ = 1, int_arg() do
     spec.writes[#spec.writes + 1] = arg()
     spec.writes[#spec.writes + 1] = arg()
   end
   spec.line = arg()
+  local facts = {}
+  for _, name in ipairs(model.facts) do facts[name] = {t = arg(), s = arg(), x = arg()} end
+  spec.facts = facts
   return spec
 end
 
@@ -281,7 +285,7 @@ local function create(index, model, spec)
   if rec.exists then return fail(index, 'exists', model.base, spec.id) end
   local exp = nil
   if spec.ttl ~= '' then exp = now_ms() + tonumber(spec.ttl) end
-  if not transition(index, rec, parse_facts(spec.line), exp, spec.writes, {}, true) then return false end
+  if not transition(index, rec, spec.facts, exp, spec.writes, {}, true, spec.line) then return false end
   local hash = {id = spec.id}
   for i = 1, #spec.writes, 2 do hash[spec.writes[i]] = spec.writes[i + 1] end
   rec.hash = hash
@@ -304,7 +308,7 @@ local function update(index, model)
     changes[#changes + 1] = {name = arg(), op = arg(), value = arg(), t = arg(), s = arg(), x = arg()}
   end
   local spec = nil
-  if arg() == 'C' then spec = read_create() end
+  if arg() == 'C' then spec = read_create(model) end
   local rec = locate(model, kind, value)
   if not rec or not rec.exists then
     if rec and not clean(index, rec) then return false end
@@ -515,12 +519,14 @@ local function prune(index, model)
 end
 
 local results = {'ok'}
+local creates_only = true
 for index = 1, int_arg() do
   local kind = arg()
+  if kind ~= 'C' then creates_only = false end
   local model = models[int_arg()]
   local result
   if kind == 'C' then
-    result = create(index, model, read_create()) and true
+    result = create(index, model, read_create(model)) and true
   elseif kind == 'U' then
     result = update(index, model)
   elseif kind == 'D' then
@@ -544,5 +550,44 @@ end
 if sweep_limit > 0 then
   for _, model in ipairs(models) do sweep(0, model, sweep_limit) end
 end
-for _, command in ipairs(queued) do redis.call(unpack(command)) end
+-- Creates of distinct records touch distinct members, so their ZADD and HSET commands commute:
+-- a batch of creates sends one command per key (in slices Lua's unpack can take), not one per
+-- record; any other batch runs its commands in the order they were queued.
+local SLICE = 3000
+local function run_grouped()
+  local groups, order = {}, {}
+  for _, command in ipairs(queued) do
+    local name = command[1]
+    if name == 'ZADD' or name == 'HSET' then
+      local group_key = name .. '\n' .. command[2]
+      local group = groups[group_key]
+      if not group then
+        group = {name, command[2]}
+        groups[group_key] = group
+        order[#order + 1] = group
+      end
+      for i = 3, #command do group[#group + 1] = command[i] end
+    else
+      order[#order + 1] = command
+    end
+  end
+  for _, command in ipairs(order) do
+    if #command <= SLICE + 2 then
+      redis.call(unpack(command))
+    else
+      local step = (command[1] == 'ZADD' or command[1] == 'HSET') and 2 or 1
+      for first = 3, #command, SLICE do
+        local last = math.min(first + SLICE - 1, #command)
+        last = last - (last - first + 1) % step
+        redis.call(command[1], command[2], unpack(command, first, last))
+      end
+    end
+  end
+end
+
+if creates_only and #queued > 1 then
+  run_grouped()
+else
+  for _, command in ipairs(queued) do redis.call(unpack(command)) end
+end
 return results
