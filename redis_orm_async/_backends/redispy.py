@@ -16,13 +16,6 @@ from typing import Any
 import anyio
 import redis.asyncio as aioredis
 
-_pack_command: Callable[[Command], bytes] | None
-try:
-    import hiredis
-
-    _pack_command = hiredis.pack_command  # type: ignore[assignment]
-except ImportError:  # pragma: no cover - hiredis comes with the redis[hiredis] dependency
-    _pack_command = None
 import redis.exceptions as redis_errors
 from redis.asyncio.connection import AbstractConnection
 
@@ -47,6 +40,13 @@ from .protocol import (
 )
 
 KIND = "redis"
+_pack_command: Callable[[Command], bytes] | None
+try:
+    import hiredis
+
+    _pack_command = hiredis.pack_command  # type: ignore[assignment]
+except ImportError:  # pragma: no cover - hiredis comes with the redis[hiredis] dependency
+    _pack_command = None
 
 
 def map_redis_error(exc: BaseException, kind: str = KIND) -> OrmError:

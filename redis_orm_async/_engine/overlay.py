@@ -116,6 +116,22 @@ class Overlay:
             return {}
         return entries(state.meta, state.id_text, state.facts).claims
 
+    def move_entries(self, id_text: str, old: Entries, new: Entries, *, add_all: bool) -> None:
+        """Remove the entries ``new`` drops, add what it adds (all of it when ``add_all``: a
+        rebuild cannot trust the old entries), and release the old claims still held."""
+        out = self.commands
+        for key, (member, _score) in old.zsets.items():
+            after = new.zsets.get(key)
+            if after is None or after[0] != member:
+                out.append(("ZREM", key, member))
+        for key, (member, score) in new.zsets.items():
+            if add_all or old.zsets.get(key) != (member, score):
+                out.append(("ZADD", key, score, member))
+        for claim in old.claims:
+            if claim not in new.claims and self.holder(claim) == id_text:
+                out.append(("DEL", claim))
+                self.holders[claim] = None
+
     def transition(
         self,
         state: RecordState,
@@ -148,17 +164,7 @@ class Overlay:
                 out.append(("HSET", state.key, *(part for pair in hash_writes for part in pair)))
             if hash_deletes:
                 out.append(("HDEL", state.key, *hash_deletes))
-        for key, (member, _score) in old.zsets.items():
-            after = new.zsets.get(key)
-            if after is None or after[0] != member:
-                out.append(("ZREM", key, member))
-        for key, (member, score) in new.zsets.items():
-            if old.zsets.get(key) != (member, score):
-                out.append(("ZADD", key, score, member))
-        for claim in old.claims:
-            if claim not in new.claims and self.holder(claim) == id_text:
-                out.append(("DEL", claim))
-                self.holders[claim] = None
+        self.move_entries(id_text, old, new, add_all=False)
         expiry_changed = new_facts is not None and new_exp != state.exp
         for claim in new.claims:
             if self.holders.get(claim) != id_text:
@@ -344,15 +350,7 @@ class Overlay:
         old = entries(meta, id_text, state.facts)
         new = entries(meta, id_text, facts)
         out = self.commands
-        for key, (member, _score) in old.zsets.items():
-            after = new.zsets.get(key)
-            if after is None or after[0] != member:
-                out.append(("ZREM", key, member))
-        out.extend(("ZADD", key, score, member) for key, (member, score) in new.zsets.items())
-        for claim in old.claims:
-            if claim not in new.claims and self.holder(claim) == id_text:
-                out.append(("DEL", claim))
-                self.holders[claim] = None
+        self.move_entries(id_text, old, new, add_all=True)
         exp = None
         if state.pttl > 0:
             exp = self.now_ms() + state.pttl
@@ -416,21 +414,20 @@ class Overlay:
         if isinstance(op, CreateOp):
             self.create(op)
             return True
-        if isinstance(op, UpdateOp):
-            return self.update(op)
-        if isinstance(op, DeleteOp):
-            return self.delete(op)
-        if isinstance(op, TouchOp):
-            return self.touch(op)
-        if isinstance(op, SweepOp):
-            return self.sweep(op)
-        if isinstance(op, CleanOp):
-            return self.clean_ids(op)
-        if isinstance(op, RebuildOp):
-            return self.rebuild(op)
-        if isinstance(op, PruneOp):
-            return self.prune(op)
-        raise TypeError(f"unknown write operation {op!r}")
+        handler: Any = getattr(self, _HANDLERS[op.kind])
+        return handler(op)
+
+
+_HANDLERS = {
+    "U": "update",
+    "D": "delete",
+    "T": "touch",
+    "S": "sweep",
+    "X": "clean_ids",
+    "R": "rebuild",
+    "P": "prune",
+}
+"""The method that applies each kind of operation, by the letter the write script reads."""
 
 
 def unique_violation(meta: ModelMeta, constraint_name: str) -> UniqueConstraintError:

@@ -137,6 +137,28 @@ local function claims_of(rec)
   return claims
 end
 
+-- Queue the index moves from a record's old entries to its new ones: remove what the new ones
+-- drop, add what they add (all of them when ``add_all``: a rebuild cannot trust the old ones),
+-- and release the old claims the record still holds.
+local function move_entries(id, old_zsets, old_claims, new_zsets, new_claims, add_all)
+  for key, entry in pairs(old_zsets) do
+    local after = new_zsets[key]
+    if not after or after[1] ~= entry[1] then queue('ZREM', key, entry[1]) end
+  end
+  for key, entry in pairs(new_zsets) do
+    local before = old_zsets[key]
+    if add_all or not before or before[1] ~= entry[1] or before[2] ~= entry[2] then
+      queue('ZADD', key, entry[2], entry[1])
+    end
+  end
+  for claim in pairs(old_claims) do
+    if not new_claims[claim] and holder_of(claim) == id then
+      queue('DEL', claim)
+      holders[claim] = false
+    end
+  end
+end
+
 -- Move a record from its current state to a new one: nil facts removes it. Checks the unique
 -- claims it wants (a claim held by another live record that still holds the value is a
 -- violation; any other holder is stale and taken over), then queues every change.
@@ -171,22 +193,7 @@ local function transition(index, rec, new_facts, new_exp, hash_writes, hash_dele
     if #hash_deletes > 0 then queue('HDEL', rec.key, unpack(hash_deletes)) end
   end
 
-  for key, entry in pairs(old_zsets) do
-    local after = new_zsets[key]
-    if not after or after[1] ~= entry[1] then queue('ZREM', key, entry[1]) end
-  end
-  for key, entry in pairs(new_zsets) do
-    local before = old_zsets[key]
-    if not before or before[1] ~= entry[1] or before[2] ~= entry[2] then
-      queue('ZADD', key, entry[2], entry[1])
-    end
-  end
-  for claim in pairs(old_claims) do
-    if not new_claims[claim] and holder_of(claim) == id then
-      queue('DEL', claim)
-      holders[claim] = false
-    end
-  end
+  move_entries(id, old_zsets, old_claims, new_zsets, new_claims, false)
   local expiry_changed = new_facts and new_exp ~= rec.exp
   for claim in pairs(new_claims) do
     if holders[claim] ~= id then
@@ -436,17 +443,7 @@ local function rebuild(index, model)
   if not same_hash(hash_of(rec), expected, expected_count) then return {'changed'} end
   local old_zsets, old_claims = entries(model, id, rec.facts)
   local new_zsets, new_claims = entries(model, id, facts)
-  for key, entry in pairs(old_zsets) do
-    local after = new_zsets[key]
-    if not after or after[1] ~= entry[1] then queue('ZREM', key, entry[1]) end
-  end
-  for key, entry in pairs(new_zsets) do queue('ZADD', key, entry[2], entry[1]) end
-  for claim in pairs(old_claims) do
-    if not new_claims[claim] and holder_of(claim) == id then
-      queue('DEL', claim)
-      holders[claim] = false
-    end
-  end
+  move_entries(id, old_zsets, old_claims, new_zsets, new_claims, true)
   local left = redis.call('PTTL', rec.key)
   local exp = nil
   if left > 0 then
