@@ -338,7 +338,9 @@ async def test_a_unique_value_freed_in_one_batch_can_be_taken_in_the_same_batch(
     await audit_clean(orm, Card)
 
 
-async def test_a_storm_of_expiring_reused_and_counted_records_ends_with_a_clean_audit(make_orm: MakeOrm) -> None:
+async def test_a_storm_of_expiring_reused_and_counted_records_ends_with_a_clean_audit(
+    make_orm: MakeOrm,
+) -> None:
     """5,000 operations from 32 tasks over a few ids and unique values: creates with and without
     a ttl (so ids expire and are created again), upserts with counters, updates that move unique
     values, touches, deletes and bulk writes. Every path diffs the same record state."""
@@ -374,7 +376,9 @@ async def test_a_storm_of_expiring_reused_and_counted_records_ends_with_a_clean_
                 elif action == 4:
                     await cards.touch(where={"id": card_id}, ttl=ttl(local))
                 elif action == 5:
-                    await cards.delete(where={"id": card_id} if local.random() < 0.5 else {"email": email or "x"})
+                    await cards.delete(
+                        where={"id": card_id} if local.random() < 0.5 else {"email": email or "x"}
+                    )
                 elif action == 6 and local.random() < 0.1:
                     await cards.delete_many(where={"color": color, "hits": {"lt": 0}})
                 elif action == 7 and local.random() < 0.2:

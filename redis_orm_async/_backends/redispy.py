@@ -15,7 +15,6 @@ from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
-
 import redis.exceptions as redis_errors
 from redis.asyncio.connection import AbstractConnection
 
