@@ -59,15 +59,17 @@ def has_surrogate(text: str) -> bool:
 
 def preview(value: Any) -> str:
     """A short ``repr`` for error messages: a caller's value is never echoed whole."""
-    if isinstance(value, str | bytes) and len(value) > PREVIEW_CHARS:
-        return f"{value[:PREVIEW_CHARS]!r}... ({len(value)} {'chars' if isinstance(value, str) else 'bytes'})"
+    text_like = isinstance(value, str | bytes)
     try:
-        shown = repr(value)
-    except Exception:
+        shown = repr(value[:PREVIEW_CHARS] if text_like else value)
+    except Exception:  # an int past the digit limit, or a repr that fails
         return f"<{type(value).__name__}>"
-    if len(shown) > PREVIEW_CHARS + 8:
-        return f"{shown[:PREVIEW_CHARS]}... ({type(value).__name__})"
-    return shown
+    if len(shown) <= PREVIEW_CHARS + 8 and not (text_like and len(value) > PREVIEW_CHARS):
+        return shown
+    size = type(value).__name__
+    if text_like:
+        size = f"{len(value)} {'chars' if isinstance(value, str) else 'bytes'}"
+    return f"{shown[: PREVIEW_CHARS + 8]}... ({size})"
 
 
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
@@ -218,7 +220,20 @@ def _json_may_hold(annotation: Any) -> tuple[bool, bool, bool]:
         return True, True, True
     open_ended = "{}" in schema or "true" in schema
     floats = open_ended or '"number"' in schema
-    return floats, open_ended or '"integer"' in schema, floats and "$defs" in schema
+    return floats, open_ended or '"integer"' in schema, floats and '"properties"' in schema
+
+
+def _holds_surrogate(value: Any) -> bool:
+    """Pydantic writes a lone surrogate in a dict key as U+FFFD instead of refusing it."""
+    if isinstance(value, str):
+        return has_surrogate(value)
+    if isinstance(value, dict):
+        return any(_holds_surrogate(key) or _holds_surrogate(item) for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_surrogate(item) for item in value)
+    if isinstance(value, BaseModel):
+        return _holds_surrogate(value.__dict__)
+    return False
 
 
 def _json_codec(annotation: Any) -> FieldCodec:
@@ -230,6 +245,8 @@ def _json_codec(annotation: Any) -> FieldCodec:
 
     def encode(value: Any) -> str:
         text = adapter.dump_json(value).decode()
+        if "\ufffd" in text and _holds_surrogate(value):
+            raise UnicodeEncodeError("utf-8", "", 0, 1, "surrogates not allowed")
         if (floats and ("NaN" in text or "Infinity" in text)) or (ints and len(text) > _INT_DIGITS_RISK):
             json.loads(text, parse_constant=_refuse_constant)
         if nested_floats and "null" in text:
