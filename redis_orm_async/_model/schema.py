@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -138,14 +136,22 @@ def _storage_encoder(meta: FieldMeta) -> Callable[[Any], str]:
 
         return text
     if kind in ("float", "decimal") and (meta.index or meta.unique or meta.constrained):
-        nan: Callable[[Any], bool] = Decimal.is_nan if kind == "decimal" else math.isnan
+        nan_refused = "NaN cannot be indexed or unique (NaN equals nothing, not even NaN)"
+        if kind == "float":
 
-        def number(value: Any) -> str:
-            if nan(value):
-                raise meta.refusal("NaN cannot be indexed or unique (NaN equals nothing, not even NaN)")
+            def float_number(value: Any) -> str:
+                if value != value:  # NaN, without a call
+                    raise meta.refusal(nan_refused)
+                return encode(value)
+
+            return float_number
+
+        def decimal_number(value: Any) -> str:
+            if value.is_nan():  # quiet and signaling NaN alike
+                raise meta.refusal(nan_refused)
             return encode(value)
 
-        return number
+        return decimal_number
     return encode
 
 
