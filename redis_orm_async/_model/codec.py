@@ -5,6 +5,19 @@ type, including naive and aware datetimes (stored as ISO 8601, with the offset t
 Equality and unique keys use ``token``, which is canonical where Python's ``==`` is looser than the
 stored text (``Decimal("1.0") == Decimal("1.00")``; aware datetimes at the same instant), so that an
 index answers exactly what a Python comparison would. Range indexes use ``score``.
+
+Tokens and scores are total over every stored text, so no value can make them raise:
+
+- an aware datetime's token is ``"Z"`` and its exact microseconds since the epoch (so instants at
+  the edges of years 1 and 9999 never overflow a conversion to UTC); a naive one's is its ISO text;
+- a Decimal's token is its value with trailing zeros stripped, in plain notation unless the
+  exponent is large (``"1E+999"``), never rounded to a context precision;
+- an int's score is ``float(text)``: the nearest double, ``inf``/``-inf`` past the double range,
+  exactly what Redis's and Lua's ``strtod`` give, so any Python int can be range-indexed; ints
+  sharing a score are ordered exactly by the readers, which compare the ints themselves.
+
+An encoder may still refuse a value that cannot be stored (a JSON value with NaN, an int beyond
+Python's digit limit); the schema turns that into a ``ValidationError`` naming the field.
 """
 
 from __future__ import annotations
@@ -20,13 +33,43 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, ConfigDict, PydanticUserError, TypeAdapter
 
 FieldKind = Literal["text", "int", "float", "bool", "decimal", "datetime", "date", "enum", "json"]
 RANGE_KINDS: frozenset[str] = frozenset({"int", "float", "decimal", "datetime", "date"})
 EQUALITY_KINDS: frozenset[str] = frozenset({"text", "bool", "enum"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PLAIN_EXPONENT = 64
+"""Decimal tokens use plain notation while the exponent is within this bound, else ``E`` notation."""
+PREVIEW_CHARS = 24
+
+
+def has_surrogate(text: str) -> bool:
+    """True if ``text`` holds a lone surrogate, which no UTF-8 encoder accepts; O(1) for ASCII
+    (CPython knows), and for other text the C encoder is several times faster than a regex."""
+    if text.isascii():
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def preview(value: Any) -> str:
+    """A short ``repr`` for error messages: a caller's value is never echoed whole."""
+    text_like = isinstance(value, str | bytes)
+    try:
+        shown = repr(value[:PREVIEW_CHARS] if text_like else value)
+    except Exception:  # an int past the digit limit, or a repr that fails
+        return f"<{type(value).__name__}>"
+    if len(shown) <= PREVIEW_CHARS + 8 and not (text_like and len(value) > PREVIEW_CHARS):
+        return shown
+    size = type(value).__name__
+    if text_like:
+        size = f"{len(value)} {'chars' if isinstance(value, str) else 'bytes'}"
+    return f"{shown[: PREVIEW_CHARS + 8]}... ({size})"
 
 
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
@@ -96,17 +139,25 @@ def _decimal_score(text: str) -> float:
 
 def _decimal_token(text: str) -> str:
     value = Decimal(text)
-    if value.is_nan():
-        return "NaN"
-    normalized = value.normalize()
-    return "0" if normalized.is_zero() else format(normalized, "f")
+    if not value.is_finite():
+        return "NaN" if value.is_nan() else str(value)
+    sign, digits, exponent = value.as_tuple()
+    coefficient = "".join(map(str, digits)).rstrip("0")
+    if not coefficient:
+        return "0"
+    assert isinstance(exponent, int)
+    exponent += len(digits) - len(coefficient)
+    if abs(exponent) > _PLAIN_EXPONENT:
+        return f"{'-' if sign else ''}{coefficient}E{exponent:+d}"
+    exact = Decimal((sign, tuple(map(int, coefficient)), exponent))
+    return format(exact, "f")
 
 
 def _datetime_token(text: str) -> str:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         return value.isoformat()
-    return value.astimezone(UTC).isoformat()
+    return "Z" + str(datetime_micros(value))
 
 
 def _datetime_score(text: str) -> float:
@@ -142,11 +193,65 @@ def _enum_codec(enum_type: type[enum.Enum]) -> FieldCodec:
     return FieldCodec("enum", encode, decode, _same, None)
 
 
+_JSON_CONFIG = ConfigDict(ser_json_inf_nan="constants")
+_INT_DIGITS_RISK = 4300
+"""Python refuses to parse ints of more digits than this (``sys.get_int_max_str_digits``)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"JSON has no {name}")
+
+
+def _json_adapter(annotation: Any) -> TypeAdapter[Any]:
+    """Writes NaN and infinities as constants, which ``encode`` then refuses; a model serializes
+    with its own config (where they become ``null``), hence the read-back check in ``encode``."""
+    try:
+        return TypeAdapter(annotation, config=_JSON_CONFIG)
+    except PydanticUserError:
+        return TypeAdapter(annotation)
+
+
+def _json_may_hold(annotation: Any) -> tuple[bool, bool, bool]:
+    """Whether values of ``annotation`` may hold floats, ints, and floats inside a nested model,
+    judged from its JSON schema (anything the schema leaves open may hold either)."""
+    try:
+        schema = json.dumps(TypeAdapter(annotation).json_schema())
+    except Exception:
+        return True, True, True
+    open_ended = "{}" in schema or "true" in schema
+    floats = open_ended or '"number"' in schema
+    return floats, open_ended or '"integer"' in schema, floats and '"properties"' in schema
+
+
+def _holds_surrogate(value: Any) -> bool:
+    """Pydantic writes a lone surrogate in a dict key as U+FFFD instead of refusing it."""
+    if isinstance(value, str):
+        return has_surrogate(value)
+    if isinstance(value, dict):
+        return any(_holds_surrogate(key) or _holds_surrogate(item) for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_surrogate(item) for item in value)
+    if isinstance(value, BaseModel):
+        return _holds_surrogate(value.__dict__)
+    return False
+
+
 def _json_codec(annotation: Any) -> FieldCodec:
-    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    """JSON text that other tools can read back: standard JSON only, so NaN and infinities are
+    refused rather than written as non-standard constants or silently turned into ``null``, and
+    so are ints too long for Python to parse back."""
+    adapter = _json_adapter(annotation)
+    floats, ints, nested_floats = _json_may_hold(annotation)
 
     def encode(value: Any) -> str:
-        return adapter.dump_json(value).decode()
+        text = adapter.dump_json(value).decode()
+        if "\ufffd" in text and _holds_surrogate(value):
+            raise UnicodeEncodeError("utf-8", "", 0, 1, "surrogates not allowed")
+        if (floats and ("NaN" in text or "Infinity" in text)) or (ints and len(text) > _INT_DIGITS_RISK):
+            json.loads(text, parse_constant=_refuse_constant)
+        if nested_floats and "null" in text:
+            adapter.validate_json(text, by_alias=False, by_name=True)
+        return text
 
     return FieldCodec("json", encode, json.loads, _json_token, None)
 

@@ -18,6 +18,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic_core import PydanticUndefined
 
+from .._errors import SchemaError
 from .ids import new_ulid
 
 
@@ -37,6 +38,7 @@ class ModelOptions:
     key_prefix: str | None = None
     unique_together: tuple[tuple[str, ...], ...] = ()
     ttl: timedelta | None = None
+    supplied_ids: bool = False
 
 
 def Field(
@@ -68,7 +70,27 @@ def field_options(info: pydantic.fields.FieldInfo) -> FieldOptions:
 
 @dataclass_transform(kw_only_default=True, field_specifiers=(pydantic.Field, PrivateAttr, Field))
 class Model(BaseModel):
-    """Base class of stored models. Without an ``id`` declaration the id is a generated ULID."""
+    """Base class of stored models. Without an ``id`` declaration the id is a generated ULID.
+
+    Class keywords: ``key_prefix``, ``unique_together``, ``ttl`` (the default life of a record)
+    and ``supplied_ids``. With a generated id, a caller's ``id`` in create data is refused unless
+    the model declares ``supplied_ids=True``; then a supplied id creates the record only if no
+    record has that id (so a request body can never choose an id and overwrite a record).
+
+    Generated ids follow creation order within a process (see ``ids.py``).
+
+    Aliases: the record's HASH always stores each field under its Python attribute name, and
+    records are read back by attribute name, whatever ``alias``, ``validation_alias``,
+    ``serialization_alias`` or ``alias_generator`` say. Create data is validated as the model
+    itself validates (by alias, and by name too if the model's config allows it); ``where``,
+    ``order_by`` and update data name fields by attribute name, and an alias there is refused with
+    an error that names the attribute to use.
+
+    Limits on stored values (each refused with a ``ValidationError`` naming the field, before
+    any I/O): text holding a lone surrogate, bytes that are not UTF-8, JSON values with NaN or
+    infinities, NaN in an indexed or unique float or Decimal, and text longer than
+    ``MAX_LEX_LENGTH`` (1,024) characters in a ``lex`` field.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     __orm_options__: ClassVar[ModelOptions] = ModelOptions()
@@ -84,13 +106,19 @@ class Model(BaseModel):
         key_prefix: str | None = None,
         unique_together: Iterable[Sequence[str]] = (),
         ttl: timedelta | None = None,
+        supplied_ids: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
+        if isinstance(unique_together, str) or any(isinstance(group, str) for group in unique_together):
+            raise SchemaError(
+                f"{cls.__name__}: unique_together takes groups of field names, like [('org', 'slug')]"
+            )
         cls.__orm_options__ = ModelOptions(
             key_prefix=key_prefix,
             unique_together=tuple(tuple(fields) for fields in unique_together),
             ttl=ttl,
+            supplied_ids=supplied_ids,
         )
 
 

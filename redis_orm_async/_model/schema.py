@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,17 +13,21 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 from .._errors import SchemaError, ValidationError
-from .codec import FieldCodec, codec_for, unwrap_optional
+from .codec import FieldCodec, codec_for, has_surrogate, preview, unwrap_optional
 from .keys import SAFE_NAME, KeySpace
-from .model import Model, field_options
+from .model import Model, ModelOptions, field_options
 from .relations import RelationMeta, declared_relations
 
 IdKind = Literal["generated", "manual_str", "manual_int"]
 IndexKind = Literal["equality", "range"]
 MAX_ID_LENGTH = 1024
 MAX_SAFE_INT_ID = 2**53
+MAX_LEX_LENGTH = 1024
+"""The longest text a ``lex`` field stores: each value is a member of one ZSET that every lex
+range compares byte by byte, so members stay short. Longer values are refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,22 +41,118 @@ class FieldMeta:
     lex: bool
     adapter: TypeAdapter[Any]
     """Validates one value of this field on its own, before any I/O."""
+    owner: str = ""
+    """The model's name, for messages."""
+    constrained: bool = False
+    """Part of a compound unique constraint (a single-field one sets ``unique``)."""
+    encode: Callable[[Any], str] = field(init=False, repr=False, compare=False)
+    """The stored text of a valid value, refusing what the field cannot store: the fast path of
+    record encoding, which may raise a raw ``ValueError`` or ``TypeError`` (``text`` names the
+    field instead)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "encode", _storage_encoder(self))
+
+    @property
+    def label(self) -> str:
+        return f"{self.owner}.{self.name}" if self.owner else self.name
 
     def validate(self, value: Any) -> Any:
         try:
             return self.adapter.validate_python(value)
         except pydantic.ValidationError as exc:
             raise ValidationError(
-                f"invalid value for field {self.name!r}: {exc.errors()[0]['msg']}",
+                f"invalid value for field {self.label!r}: {exc.errors()[0]['msg']}",
                 errors=[dict(e) for e in exc.errors()],
                 cause=exc,
-                meta={"field": self.name},
+                meta={"model": self.owner, "field": self.name},
             ) from exc
+
+    def parse(self, value: Any) -> Any:
+        """Validate a caller's value and check that it can be stored; returns the valid value."""
+        validated = self.validate(value)
+        if validated is not None:
+            self.text(validated)
+        return validated
+
+    def text(self, value: Any) -> str:
+        """The stored text of a valid value, or a ``ValidationError`` naming this field."""
+        try:
+            return self.encode(value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise self.refusal(unstorable_reason(exc), exc) from exc
 
     def text_of(self, value: Any) -> str | None:
         """Validate a caller's value and return its stored text (None for null)."""
         validated = self.validate(value)
-        return None if validated is None else self.codec.encode(validated)
+        if validated is None:
+            return None
+        try:
+            return self.encode(validated)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise self.refusal(unstorable_reason(exc), exc) from exc
+
+    def refusal(self, reason: str, cause: BaseException | None = None) -> ValidationError:
+        return ValidationError(
+            f"{self.label}: {reason}", cause=cause, meta={"model": self.owner, "field": self.name}
+        )
+
+
+def unstorable_reason(exc: BaseException) -> str:
+    """Why a value cannot be stored, without quoting it (the exception's own text may)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "bytes that are not valid UTF-8 cannot be stored"
+    if isinstance(exc, UnicodeEncodeError):
+        return "text holding a lone surrogate cannot be stored (it has no UTF-8 encoding)"
+    if isinstance(exc, pydantic.ValidationError):
+        return "the value would not read back from JSON (a NaN or infinity in a float of a nested model?)"
+    if isinstance(exc, PydanticSerializationError):
+        return "the value cannot be serialized to JSON"
+    message = str(exc)
+    if message.startswith("JSON has no"):
+        return f"{message}: store such numbers in a float field, or as text"
+    if "digits" in message:
+        return f"an int of more than {sys.get_int_max_str_digits()} digits cannot be stored"
+    return f"the value cannot be stored ({type(exc).__name__})"
+
+
+def _storage_encoder(meta: FieldMeta) -> Callable[[Any], str]:
+    """The field's encoder with the checks its storage needs; other kinds keep the codec's."""
+    encode = meta.codec.encode
+    kind = meta.codec.kind
+    if kind == "text":
+        cap = MAX_LEX_LENGTH if meta.lex else None
+        plain = encode is str
+
+        def text(value: Any) -> str:
+            stored = value if plain and type(value) is str else encode(value)
+            if not stored.isascii() and has_surrogate(stored):
+                raise meta.refusal(unstorable_reason(UnicodeEncodeError("utf-8", "", 0, 1, "")))
+            if cap is not None and len(stored) > cap:
+                raise meta.refusal(
+                    f"a lex-indexed text holds at most {cap} characters, got {len(stored)}"
+                )
+            return stored
+
+        return text
+    if kind in ("float", "decimal") and (meta.index or meta.unique or meta.constrained):
+        nan_refused = "NaN cannot be indexed or unique (NaN equals nothing, not even NaN)"
+        if kind == "float":
+
+            def float_number(value: Any) -> str:
+                if value != value:  # NaN, without a call
+                    raise meta.refusal(nan_refused)
+                return encode(value)
+
+            return float_number
+
+        def decimal_number(value: Any) -> str:
+            if value.is_nan():  # quiet and signaling NaN alike
+                raise meta.refusal(nan_refused)
+            return encode(value)
+
+        return decimal_number
+    return encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +175,8 @@ class ModelMeta:
     uniques: tuple[UniqueConstraint, ...]
     ttl: timedelta | None
     relations: Mapping[str, Any] = field(default_factory=dict)
+    supplied_ids: bool = False
+    """A generated-id model that lets callers supply an id (create-if-absent); see ``Model``."""
 
     @property
     def indexed_fields(self) -> tuple[FieldMeta, ...]:
@@ -87,32 +190,69 @@ class ModelMeta:
             try:
                 number = int(value)
             except ValueError as exc:
-                raise ValidationError(f"{self.name}.id must be an int, got {value!r}") from exc
+                raise ValidationError(f"{self.name}.id must be an int, got {preview(value)}") from exc
             if abs(number) > MAX_SAFE_INT_ID:
-                raise ValidationError(f"{self.name}.id must be within +/-2**53, got {number}")
+                raise ValidationError(f"{self.name}.id must be within +/-2**53, got {preview(number)}")
             return str(number)
         if not isinstance(value, str):
             raise ValidationError(f"{self.name}.id must be a str, got {type(value).__name__}")
         if not value or len(value) > MAX_ID_LENGTH:
             raise ValidationError(f"{self.name}.id must be 1 to {MAX_ID_LENGTH} characters long")
+        if not value.isascii() and has_surrogate(value):
+            raise ValidationError(f"{self.name}.id cannot hold a lone surrogate (it has no UTF-8 encoding)")
         return value
 
     def id_score(self, id_text: str) -> float:
         """Int ids sort numerically in the id ZSET; string ids share score 0 and sort by text."""
         return float(int(id_text)) if self.id_kind == "manual_int" else 0.0
 
+    def id_supplied(self, data: Model | Mapping[str, Any]) -> bool:
+        """Whether the caller gave the id (in a validated instance, or in create data), rather
+        than leaving it to the generator."""
+        if isinstance(data, Model):
+            return "id" in data.model_fields_set
+        return any(key in data for key in self._id_keys)
+
+    @functools.cached_property
+    def _id_keys(self) -> frozenset[str]:
+        """The keys create data may give the id under: its name, and its aliases."""
+        return frozenset(("id", *_aliases(self.model.model_fields["id"])))
+
     def encode(self, instance: Model) -> dict[str, str | None]:
-        """Each non-id field's stored text; ``None`` means the field is absent from the hash."""
-        out: dict[str, str | None] = {}
+        """Each non-id field's stored text; ``None`` means the field is absent from the hash.
+
+        Refuses, with a ``ValidationError`` naming the field, a value its field cannot store."""
         values = instance.__dict__
-        for name, meta in self.fields.items():
-            value = values.get(name)
-            out[name] = None if value is None else meta.codec.encode(value)
+        out: dict[str, str | None] = {}
+        try:
+            for name, ascii_text, encode in self._encoders:
+                value = values.get(name)
+                if value is None:
+                    out[name] = None
+                elif ascii_text and type(value) is str and value.isascii():
+                    out[name] = value  # plain text, and ASCII holds no surrogate: stored as is
+                else:
+                    out[name] = encode(value)
+        except (ValueError, TypeError, OverflowError):
+            for name, field_meta in self.fields.items():
+                value = values.get(name)
+                if value is not None:
+                    field_meta.text(value)
+            raise
         return out
 
+    @functools.cached_property
+    def _encoders(self) -> tuple[tuple[str, bool, Callable[[Any], str]], ...]:
+        """Each field's name, whether it is plain unbounded text, and its encoder."""
+        return tuple(
+            (name, f.codec.encode is str and not f.lex, f.encode) for name, f in self.fields.items()
+        )
+
     def decode(self, id_text: str, stored: Mapping[str, str]) -> Model:
-        """Build a model from its HASH; fields that the model no longer declares are ignored."""
-        names, converters = self._decoding
+        """Build a model from its HASH; fields that the model no longer declares are ignored.
+
+        Fields are read by attribute name, whatever the model's aliases say."""
+        names, converters, by_name = self._decoding
         values: Mapping[str, Any] = stored
         if not names.issuperset(values):
             values = {name: text for name, text in values.items() if name in names}
@@ -124,20 +264,55 @@ class ModelMeta:
                     if text is not None:
                         values[name] = decode(text)
             # the validator itself: ``model_validate`` only forwards to it, at a cost per record
-            instance: Model = self.model.__pydantic_validator__.validate_python(values)
+            validator = self.model.__pydantic_validator__
+            instance: Model = (
+                validator.validate_python(values, by_alias=False, by_name=True)
+                if by_name
+                else validator.validate_python(values)
+            )
         except (ValueError, pydantic.ValidationError) as exc:
             raise ValidationError(
-                f"stored {self.name} record {id_text!r} does not fit the model: {exc}", cause=exc
+                f"stored {self.name} record {preview(id_text)} does not fit the model: {exc}", cause=exc
+            ) from exc
+        return instance
+
+    def validate_names(self, values: Mapping[str, Any]) -> Model:
+        """Validate a mapping the ORM built itself, keyed by attribute names (an updated record,
+        say), whatever the model's aliases say; caller data goes through ``model_validate``."""
+        try:
+            by_name = self._decoding[2]
+            validator = self.model.__pydantic_validator__
+            if by_name:
+                instance: Model = validator.validate_python(values, by_alias=False, by_name=True)
+            else:
+                instance = validator.validate_python(values)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"invalid {self.name}: {exc.errors()[0]['msg']} ({_location(exc)})",
+                errors=[dict(e) for e in exc.errors()],
+                cause=exc,
+                meta={"model": self.name},
             ) from exc
         return instance
 
     @functools.cached_property
-    def _decoding(self) -> tuple[frozenset[str], tuple[tuple[str, Callable[[str], Any]], ...]]:
-        """The names a stored HASH may hold, and the decoder of each field whose stored text is
-        not already its value (text fields need none)."""
+    def _decoding(self) -> tuple[frozenset[str], tuple[tuple[str, Callable[[str], Any]], ...], bool]:
+        """The names a stored HASH may hold, the decoder of each field whose stored text is not
+        already its value (text fields need none), and whether validation must be told to go by
+        attribute name (a field has an alias, or a JSON field may hold a model that has one)."""
         names = frozenset(("id", *self.fields))
         converters = tuple((n, f.codec.decode) for n, f in self.fields.items() if f.codec.kind != "text")
-        return names, converters
+        by_name = any(_aliases(info) for info in self.model.model_fields.values()) or any(
+            f.codec.kind == "json" for f in self.fields.values()
+        )
+        return names, converters, by_name
+
+    def field_hint(self, name: str) -> str:
+        """What to say about an unknown field name: the attribute to use if it is an alias."""
+        for attribute, info in self.model.model_fields.items():
+            if name in _aliases(info):
+                return f"; {name!r} is an alias, name the field by its attribute {attribute!r}"
+        return ""
 
     def claim_key(
         self, constraint: UniqueConstraint, encoded: Mapping[str, str | None], id_text: str
@@ -153,6 +328,27 @@ class ModelMeta:
                 return None
             tokens.append(self.fields[name].codec.token(text))
         return self.keys.unique(constraint.name, tokens)
+
+
+def _aliases(info: pydantic.fields.FieldInfo) -> tuple[str, ...]:
+    """Every name other than the attribute that validation may read a field under."""
+    found: list[str] = []
+    for alias in (info.alias, info.validation_alias):
+        if isinstance(alias, str):
+            found.append(alias)
+        elif isinstance(alias, pydantic.AliasChoices):
+            found.extend(choice for choice in alias.choices if isinstance(choice, str))
+            found.extend(
+                str(choice.path[0]) for choice in alias.choices if isinstance(choice, pydantic.AliasPath)
+            )
+        elif isinstance(alias, pydantic.AliasPath) and alias.path:
+            found.append(str(alias.path[0]))
+    return tuple(found)
+
+
+def _location(exc: pydantic.ValidationError) -> str:
+    first = exc.errors()[0]
+    return ".".join(str(part) for part in first["loc"]) or "record"
 
 
 def _snake(name: str) -> str:
@@ -178,7 +374,9 @@ def _field_meta(model: type[Model], name: str, info: pydantic.fields.FieldInfo) 
         raise SchemaError(f"{where}: lex indexes need a text field", meta={"field": name})
     annotated: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
     adapter: TypeAdapter[Any] = TypeAdapter(annotated)
-    return FieldMeta(name, annotation, nullable, codec, index, options.unique, options.lex, adapter)
+    return FieldMeta(
+        name, annotation, nullable, codec, index, options.unique, options.lex, adapter, model.__name__
+    )
 
 
 def _id_kind(model: type[Model]) -> IdKind:
@@ -205,6 +403,7 @@ def build_model_meta(model: type[Model], namespace: str = "") -> ModelMeta:
     if not (isinstance(model, type) and issubclass(model, Model)) or model is Model:
         raise SchemaError(f"{model!r} is not a redis_orm_async.Model subclass")
     options = model.__orm_options__
+    _check_options(model, options)
     prefix = options.key_prefix or _snake(model.__name__)
     if "." in prefix:
         raise SchemaError(
@@ -234,8 +433,15 @@ def build_model_meta(model: type[Model], namespace: str = "") -> ModelMeta:
         if len(group) < 1 or len(set(group)) != len(group):
             raise SchemaError(f"{model.__name__}: bad unique_together group {group!r}")
         uniques.append(UniqueConstraint("+".join(group), tuple(group)))
-    if options.ttl is not None and options.ttl.total_seconds() <= 0:
-        raise SchemaError(f"{model.__name__}: ttl must be positive")
+        for name in group:
+            if name != "id":
+                fields[name] = dataclasses.replace(fields[name], constrained=True)
+    if options.supplied_ids and id_kind != "generated":
+        raise SchemaError(
+            f"{model.__name__}: supplied_ids applies to generated ids only; a model that declares "
+            "its id always takes the caller's",
+            meta={"field": "id"},
+        )
     return ModelMeta(
         model=model,
         name=model.__name__,
@@ -244,7 +450,30 @@ def build_model_meta(model: type[Model], namespace: str = "") -> ModelMeta:
         fields=fields,
         uniques=tuple(uniques),
         ttl=options.ttl,
+        supplied_ids=options.supplied_ids,
     )
+
+
+def _check_options(model: type[Model], options: ModelOptions) -> None:
+    """Class keywords of the wrong type are refused here rather than failing at the first write."""
+    name = model.__name__
+    if options.key_prefix is not None and not isinstance(options.key_prefix, str):
+        raise SchemaError(f"{name}: key_prefix must be a str, got {type(options.key_prefix).__name__}")
+    if options.ttl is not None:
+        if not isinstance(options.ttl, timedelta):
+            raise SchemaError(f"{name}: ttl must be a timedelta, got {type(options.ttl).__name__}")
+        if options.ttl.total_seconds() <= 0:
+            raise SchemaError(f"{name}: ttl must be positive")
+    if not isinstance(options.supplied_ids, bool):
+        raise SchemaError(f"{name}: supplied_ids must be True or False")
+    for group in options.unique_together:
+        if not all(isinstance(item, str) for item in group):
+            raise SchemaError(f"{name}: unique_together groups must list field names")
+    if model.model_config.get("extra") == "allow":
+        raise SchemaError(
+            f"{name}: extra='allow' is not supported: extra fields would not be stored, and "
+            "would be lost on the next read"
+        )
 
 
 class Schema:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from .._errors import ValidationError
+from .._model.codec import preview
 from .._model.schema import ModelMeta
 
 NumberOp = Literal["set", "increment", "decrement", "multiply", "divide"]
@@ -51,7 +52,8 @@ def parse_changes(meta: ModelMeta, data: Mapping[str, Any]) -> dict[str, FieldCh
         field = meta.fields.get(name)
         if field is None:
             raise ValidationError(
-                f"{meta.name} has no field {name!r}", meta={"field": name, "model": meta.name}
+                f"{meta.name} has no field {preview(name)}{meta.field_hint(name)}",
+                meta={"field": name, "model": meta.name},
             )
         if (
             isinstance(value, Mapping)
@@ -61,7 +63,7 @@ def parse_changes(meta: ModelMeta, data: Mapping[str, Any]) -> dict[str, FieldCh
         ):
             op, operand = next(iter(value.items()))
             if op == "set":
-                changes[name] = FieldChange("set", field.validate(operand))
+                changes[name] = FieldChange("set", field.parse(operand))
                 continue
             if field.codec.kind not in NUMERIC_KINDS:
                 raise ValidationError(
@@ -73,10 +75,10 @@ def parse_changes(meta: ModelMeta, data: Mapping[str, Any]) -> dict[str, FieldCh
             )
             if not valid_operand or (op == "divide" and operand == 0):
                 raise ValidationError(
-                    f"{meta.name}.{name}: {op} needs a non-zero number, got {operand!r}",
+                    f"{meta.name}.{name}: {op} needs a non-zero number, got {preview(operand)}",
                     meta={"field": name},
                 )
             changes[name] = FieldChange(op, operand)
         else:
-            changes[name] = FieldChange("set", field.validate(value))
+            changes[name] = FieldChange("set", field.parse(value))
     return changes

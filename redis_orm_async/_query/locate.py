@@ -31,7 +31,8 @@ def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
                 meta={"field": name},
             )
         if name != "id" and name not in meta.fields:
-            raise QueryError(f"{meta.name} has no field {name!r}", meta={"field": name})
+            hint = meta.field_hint(name)
+            raise QueryError(f"{meta.name} has no field {name!r}{hint}", meta={"field": name})
     names = set(where)
     if names == {"id"}:
         return Locator(meta, id_text=meta.id_text(where["id"]))

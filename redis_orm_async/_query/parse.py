@@ -30,7 +30,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .._errors import QueryError, ValidationError
-from .._model.codec import datetime_micros
+from .._model.codec import datetime_micros, has_surrogate, preview
+from .._model.schema import MAX_SAFE_INT_ID
 
 if TYPE_CHECKING:
     from .._model.schema import ModelMeta
@@ -176,9 +177,13 @@ def _build_columns(meta: ModelMeta) -> dict[str, Column]:
     if meta.id_kind == "manual_int":
 
         def int_id(value: Any) -> str:
+            """A range bound on an int id; past +/-2**53, where no id is, it is clamped there."""
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise ValidationError(f"{meta.name}.id must be an int, got {type(value).__name__}")
-            return str(int(value))
+            number = int(value)
+            if abs(number) > MAX_SAFE_INT_ID:
+                number = MAX_SAFE_INT_ID + 1 if number > 0 else -MAX_SAFE_INT_ID - 1
+            return str(number)
 
         id_column = Column("id", "int", False, _text_key, int, meta.id_text, int_id)
     else:
@@ -196,6 +201,8 @@ def _build_columns(meta: ModelMeta) -> dict[str, Column]:
 def _str_value(value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"expected a str, got {type(value).__name__}")
+    if has_surrogate(value):
+        raise ValidationError("text holding a lone surrogate cannot be queried (it has no UTF-8 encoding)")
     return value
 
 
@@ -214,7 +221,7 @@ def column(meta: ModelMeta, name: str, operator: str | None = None) -> Column:
         what = "relation" if name in meta.relations else "field"
         hint = "; filter relations by loading them with include" if what == "relation" else ""
         raise QueryError(
-            f"{meta.name} has no queryable field {name!r}{hint}",
+            f"{meta.name} has no queryable field {preview(name)}{hint or meta.field_hint(name)}",
             meta={"model": meta.name, "field": name, "operator": operator},
         )
     return found
@@ -231,9 +238,9 @@ def _normalize(meta: ModelMeta, col: Column, operator: str, value: Any, *, range
     """Validate a caller's value through the field's type and return its stored text."""
     try:
         text = (col.range_text if ranged else col.to_text)(value)
-    except (ValidationError, ValueError, TypeError) as exc:
-        message = exc.message if isinstance(exc, ValidationError) else str(exc)
-        raise _error(meta, col.name, operator, f"bad value {value!r}: {message}") from exc
+    except (ValidationError, ValueError, TypeError, OverflowError) as exc:
+        message = exc.message if isinstance(exc, ValidationError) else type(exc).__name__
+        raise _error(meta, col.name, operator, f"bad value {preview(value)}: {message}") from exc
     if col.kind in ("float", "decimal") and col.sort_key is not None and col.sort_key(text) is None:
         raise _error(meta, col.name, operator, "NaN cannot be queried")
     return text
@@ -276,6 +283,8 @@ def _compare(meta: ModelMeta, col: Column, op: str, value: Any) -> Predicate:
             raise _error(meta, name, op, f"needs a text field, not {col.kind}")
         if not isinstance(value, str):
             raise _error(meta, name, op, f"needs a str, got {type(value).__name__}")
+        if has_surrogate(value):
+            raise _error(meta, name, op, "text holding a lone surrogate cannot be queried")
         return Compare(name, op, value)  # type: ignore[arg-type]
     raise _error(meta, name, op, f"unknown operator; use one of {', '.join(OPERATORS)}")
 
@@ -340,7 +349,7 @@ def parse_order(meta: ModelMeta, order_by: Any) -> tuple[OrderKey, ...]:
             if not col.orderable:
                 raise _error(meta, col.name, "order_by", f"a {col.kind} field cannot be ordered")
             if direction not in ("asc", "desc"):
-                message = f"direction must be 'asc' or 'desc', not {direction!r}"
+                message = f"direction must be 'asc' or 'desc', not {preview(direction)}"
                 raise _error(meta, col.name, "order_by", message)
             if any(key.field == col.name for key in keys):
                 raise _error(meta, col.name, "order_by", "field is ordered twice")
@@ -350,10 +359,14 @@ def parse_order(meta: ModelMeta, order_by: Any) -> tuple[OrderKey, ...]:
     return tuple(keys)
 
 
+MAX_COUNT = 2**53
+"""``take`` and ``skip`` beyond this are refused: scripts and servers read them as doubles."""
+
+
 def _count(meta: ModelMeta, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
         raise QueryError(
-            f"{meta.name}: {name} must be a non-negative int, got {value!r}",
+            f"{meta.name}: {name} must be an int from 0 to 2**53, got {preview(value)}",
             meta={"model": meta.name, "operator": name},
         )
     return value
