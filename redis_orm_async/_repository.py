@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
@@ -65,6 +65,10 @@ class Repository(Generic[M]):
     async def create_many(self, data: Sequence[M | Mapping[str, Any]], *, ttl: TtlArg = UNSET) -> list[M]:
         """Create many records; all are validated first, and each chunk of 500 is all-or-nothing."""
         meta = self.meta
+        if isinstance(data, str | bytes | Mapping) or not isinstance(data, Iterable):
+            raise ValidationError(
+                f"{meta.name}: create_many takes a list of records, not {type(data).__name__}"
+            )
         expiry = create_expiry(meta.name, ttl, meta.ttl)
         ops = [CreateOp(meta, validated(meta, item), expiry) for item in data]
         check_distinct(ops)

@@ -109,7 +109,7 @@ def changed_record(
                 f"{meta.name}.{name}: cannot {change.op} the stored value: {type(exc).__name__}",
                 meta={"model": meta.name, "field": name},
             ) from exc
-    return model_of(meta, values)
+    return meta.validate_names(values)
 
 
 async def update_one(

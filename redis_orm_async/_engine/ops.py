@@ -89,7 +89,7 @@ class CreateOp(WriteOp):
         self.meta = meta
         self.instance = instance
         self.id_text = meta.id_text(instance.id)
-        self.fresh = meta.id_kind == "generated" and "id" not in instance.model_fields_set
+        self.fresh = meta.id_kind == "generated" and not meta.id_supplied(instance)
         """The id was generated for this create: no record can have it, nothing need be read."""
         self.ttl_ms = ttl_ms
         encoded = meta.encode(instance)
@@ -246,7 +246,7 @@ def plain_changes(meta: ModelMeta, changes: Mapping[str, FieldChange]) -> list[C
         if change.op == "set":
             value = change.value
             out.append(
-                set_change(meta, name, None if value is None else meta.fields[name].codec.encode(value))
+                set_change(meta, name, None if value is None else meta.fields[name].text(value))
             )
         elif change.op in ("increment", "decrement") and _exact_counter(meta, name, change.value):
             delta = change.value if change.op == "increment" else -change.value
@@ -285,10 +285,9 @@ def diff_changes(meta: ModelMeta, old: Mapping[str, str], new: Model) -> list[Ch
 def check_supplied_id(meta: ModelMeta, data: Mapping[str, Any] | Model) -> None:
     """A generated-id model takes no id from its caller (a request body cannot choose ids) unless
     it declares ``supplied_ids=True``; then a supplied id is create-if-absent."""
-    if meta.id_kind != "generated" or getattr(meta, "supplied_ids", False):
+    if meta.id_kind != "generated" or meta.supplied_ids:
         return
-    supplied = "id" in data.model_fields_set if isinstance(data, Model) else "id" in data
-    if supplied:
+    if meta.id_supplied(data):
         raise ValidationError(
             f"{meta.name} ids are generated: create takes no id (declare the model with "
             "supplied_ids=True to accept one, as create-if-absent)",

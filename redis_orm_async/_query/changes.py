@@ -6,6 +6,7 @@ exact under concurrency on every backend.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -70,15 +71,28 @@ def parse_changes(meta: ModelMeta, data: Mapping[str, Any]) -> dict[str, FieldCh
                     f"{meta.name}.{name}: {op} needs a numeric field, not {field.codec.kind}",
                     meta={"field": name},
                 )
-            valid_operand = isinstance(operand, int | float | Decimal) and not isinstance(
-                operand, bool
-            )
-            if not valid_operand or (op == "divide" and operand == 0):
-                raise ValidationError(
-                    f"{meta.name}.{name}: {op} needs a non-zero number, got {preview(operand)}",
-                    meta={"field": name},
-                )
-            changes[name] = FieldChange(op, operand)
+            changes[name] = FieldChange(op, _operand(meta, name, field.codec.kind, op, operand))
         else:
             changes[name] = FieldChange("set", field.parse(value))
     return changes
+
+
+def _operand(meta: ModelMeta, name: str, kind: str, op: str, operand: Any) -> Any:
+    """A number operation's operand, checked before any I/O: a number (not NaN) of a type the field
+    can compute with (an int for an int field, no float for a Decimal one), never zero to divide;
+    a result the field cannot store (NaN from inf - inf, say) is refused when it is encoded."""
+    if isinstance(operand, bool) or not isinstance(operand, int | float | Decimal):
+        problem = f"needs a number, got {type(operand).__name__}"
+    elif (isinstance(operand, float) and math.isnan(operand)) or (
+        isinstance(operand, Decimal) and operand.is_nan()
+    ):
+        problem = "needs a number, not NaN"
+    elif kind == "int" and not isinstance(operand, int):
+        problem = f"on an int field needs an int, got {type(operand).__name__}"
+    elif kind == "decimal" and isinstance(operand, float):
+        problem = "on a Decimal field needs an int or a Decimal, not a float (which is inexact)"
+    elif op == "divide" and operand == 0:
+        problem = "cannot divide by zero"
+    else:
+        return operand
+    raise ValidationError(f"{meta.name}.{name}: {op} {problem}", meta={"model": meta.name, "field": name})
