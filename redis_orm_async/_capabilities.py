@@ -36,6 +36,12 @@ class Capabilities:
     supports_relations: bool = True
     supports_cluster: bool = False
     supports_scripting: bool = True
+    server_kind: str = ""
+    """The server behind the backend, ``"redis"`` or ``"valkey"``; "" until the ORM has talked to
+    it (``await orm.connect()``) or where the service does not say (Upstash may not)."""
+    server_version: str = ""
+    """The server's own version (``"6.2.14"``, ``"9.1.2"``); "" while unknown. Commands newer than
+    the Redis 6.2 baseline are sent only to a server whose version is known to have them."""
 
     @classmethod
     def for_backend(cls, features: BackendFeatures) -> Capabilities:
@@ -45,4 +51,6 @@ class Capabilities:
             supports_cluster=features.cluster,
             supports_watch_fallback=features.watch,
             supports_scripting=features.scripting,
+            server_kind=features.server_kind,
+            server_version=".".join(str(part) for part in features.server_version),
         )

@@ -10,6 +10,10 @@ from ._backends.protocol import Backend, BackendFeatures
 from ._backends.runtime import backend_for
 from ._capabilities import Capabilities
 from ._engine.audit import AuditReport, RepairReport, audit_model, repair_model
+from ._engine.built import index_names, mark_built
+from ._engine.progress import QUIET, Progress
+from ._engine.reindex import ReindexReport, reindex_model
+from ._engine.stats import ModelStats, model_stats
 from ._engine.writes import WriteEngine
 from ._errors import BackendError, EvictionPolicyWarning, QueryError
 from ._model.model import Model
@@ -82,20 +86,54 @@ class Orm:
         """A unit of work: writes queued inside ``async with`` land in one MULTI/EXEC at exit."""
         return Transaction(self.schema, self.engine)
 
-    async def audit(self, model: type[Model]) -> AuditReport:
+    async def audit(self, model: type[Model], *, progress: Progress = QUIET) -> AuditReport:
         """Compare a model's records with its index keys; ``report.ok`` when they agree."""
-        return await audit_model(self.backend, self.schema.meta(model))
+        return await audit_model(self.backend, self.schema.meta(model), progress)
 
-    async def repair(self, model: type[Model], *, batch: int = 500) -> RepairReport:
+    async def repair(
+        self, model: type[Model], *, batch: int = 500, progress: Progress = QUIET
+    ) -> RepairReport:
         """Rebuild a model's index entries and claims from its records, in batches, safe while
         writes go on: after an eviction, a key deleted by hand, or an index added to a model that
-        already has records. ``audit`` is clean afterwards."""
-        return await repair_model(self.engine, self.schema.meta(model), batch=batch)
+        already has records. ``audit`` is clean afterwards, and every index whose values no two
+        records share is marked built."""
+        meta = self.schema.meta(model)
+        report = await repair_model(self.engine, meta, batch=batch, progress=progress)
+        failed = {f"u:{constraint}" for constraint, _ in report.conflicts}
+        await mark_built(self.backend, meta, [name for name in index_names(meta) if name not in failed])
+        return report
 
-    async def sweep(self, model: type[Model] | None = None, *, batch: int = 1000) -> int:
+    async def reindex(
+        self,
+        model: type[Model],
+        *,
+        batch: int = 500,
+        rebuild_all: bool = False,
+        progress: Progress = QUIET,
+    ) -> ReindexReport:
+        """Backfill the indexes and uniques that the model's older records have no entries in
+        (an index or unique added to a model with data), in batches, safe while writes go on and
+        resumable where an earlier run stopped. A new unique that existing records violate is
+        refused before anything is written: ``report.conflicts`` lists the ids."""
+        meta = self.schema.meta(model)
+        return await reindex_model(self.engine, meta, batch=batch, rebuild_all=rebuild_all, progress=progress)
+
+    async def inspect(self, model: type[Model], *, progress: Progress = QUIET) -> ModelStats:
+        """What one model holds on the server: records, index keys, claims, expiry backlog,
+        approximate memory, and which indexes are built; reads only."""
+        return await model_stats(self.backend, self.schema.meta(model), progress)
+
+    async def sweep(
+        self, model: type[Model] | None = None, *, batch: int = 1000, progress: Progress = QUIET
+    ) -> int:
         """Drain the expiry index of one model, or of every model; safe to run from a worker."""
         models = [model] if model is not None else list(self.schema.models)
-        return sum([await self.repo(m).sweep(batch=batch) for m in models])
+        swept = 0
+        for each in models:
+            progress.start(f"sweep {each.__name__}", None)
+            swept += await self.repo(each).sweep(batch=batch, progress=progress)
+        progress.finish()
+        return swept
 
     async def push_schema(self) -> None:
         """A deliberate no-op: Redis has no schema to push; indexes are kept by each write."""

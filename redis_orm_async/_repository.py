@@ -20,6 +20,7 @@ from ._engine.lifecycle import (
 )
 from ._engine.loading import find_selected, materialize
 from ._engine.ops import CreateOp, DeleteOp, TouchOp, check_supplied_id
+from ._engine.progress import QUIET, Progress
 from ._engine.reads import count_rows, fetch_rows
 from ._engine.writes import WriteEngine
 from ._errors import NotFoundError, ValidationError, tag_backend_errors
@@ -292,7 +293,7 @@ class Repository(Generic[M]):
             raise self._not_found(where)
         return None if left < 0 else timedelta(milliseconds=left)
 
-    async def sweep(self, *, batch: int = 1000) -> int:
+    async def sweep(self, *, batch: int = 1000, progress: Progress = QUIET) -> int:
         """Remove the index entries of expired records; returns how many records were swept.
 
         Safe while writers run (each batch is one atomic script) and one round trip when nothing
@@ -302,6 +303,7 @@ class Repository(Generic[M]):
         while True:
             done, examined = await sweep_due(self._engine, self.meta, batch)
             swept += done
+            progress.advance(examined)
             if examined < batch:
                 return swept
 

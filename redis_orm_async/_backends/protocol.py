@@ -47,8 +47,20 @@ class BackendFeatures:
     cluster: bool = False
     scripting: bool = True
     """False once the server has refused a script (an ACL without @scripting, say)."""
+    server_kind: str = ""
+    """``"redis"`` or ``"valkey"`` (from ``INFO server``); "" until the server has been asked."""
     server_version: tuple[int, ...] = ()
+    """The server's own version: Valkey's, not the Redis version it reports for compatibility."""
     maxmemory_policy: str = ""
+
+    def at_least(self, *, redis: tuple[int, ...], valkey: tuple[int, ...] = (7, 2)) -> bool:
+        """Whether the server has a command that Redis added in ``redis`` (and Valkey, which forked
+        from Redis 7.2.4, in ``valkey``); False while the version is unknown, so that a command
+        newer than the 6.2 baseline is only sent to a server known to have it."""
+        if not self.server_version:
+            return False
+        wanted = valkey if self.server_kind == "valkey" else redis
+        return self.server_version >= wanted
 
 
 class ScriptsRefused(BackendError):
@@ -60,7 +72,10 @@ ServerCheck = Callable[[BackendFeatures], None]
 
 
 def info_field(info: Any, name: str) -> str:
-    """One ``name:value`` line of an ``INFO`` reply ("" when absent)."""
+    """One ``name:value`` line of an ``INFO`` reply ("" when absent); a client that parsed the
+    reply into a mapping (redis-py's ``info()``) is read as it is."""
+    if isinstance(info, dict):
+        return str(info.get(name, ""))
     head = name + ":"
     for line in str(info).splitlines():
         if line.startswith(head):
@@ -69,11 +84,17 @@ def info_field(info: Any, name: str) -> str:
 
 
 def server_features(base: BackendFeatures, server_info: Any, memory_info: Any) -> BackendFeatures:
-    """``base`` with what ``INFO server`` and ``INFO memory`` say (6.2 is the baseline)."""
-    parts = info_field(server_info, "redis_version").split(".")
-    version = tuple(int(part) for part in parts if part.isdigit())
+    """``base`` with what ``INFO server`` and ``INFO memory`` say (6.2 is the baseline).
+
+    Valkey answers ``server_name:valkey`` and its own ``valkey_version`` next to a
+    ``redis_version`` it keeps at 7.2.4 for clients that check it."""
+    kind = "valkey" if info_field(server_info, "server_name") == "valkey" else "redis"
+    text = info_field(server_info, f"{kind}_version") or info_field(server_info, "redis_version")
+    version = tuple(int(part) for part in text.split(".") if part.isdigit())
     policy = info_field(memory_info, "maxmemory_policy")
-    return dataclasses.replace(base, server_version=version, maxmemory_policy=policy)
+    return dataclasses.replace(
+        base, server_kind=kind, server_version=version, maxmemory_policy=policy
+    )
 
 
 def refuses_scripts(reply: str) -> bool:

@@ -18,6 +18,7 @@ from .._backends.protocol import Backend
 from .._model.schema import ModelMeta
 from .._model.state import LEX_SEPARATOR, Fact, entries, parse_state_line, record_facts
 from .ops import PruneKind, PruneOp, RebuildOp
+from .progress import QUIET, Progress
 from .writes import WriteEngine
 
 ProblemKind = Literal["missing", "stale", "dangling", "wrong_score", "wrong_claim", "expiry", "state"]
@@ -211,7 +212,10 @@ async def _record_ids(backend: Backend, meta: ModelMeta) -> list[str]:
     return sorted(ids)
 
 
-async def _read_records(backend: Backend, meta: ModelMeta, ids: list[str]) -> dict[str, StoredRecord]:
+async def read_records(
+    backend: Backend, meta: ModelMeta, ids: list[str], progress: Progress = QUIET
+) -> dict[str, StoredRecord]:
+    """The hash and PTTL of each id whose record exists, one pipeline per ``BATCH`` ids."""
     records: dict[str, StoredRecord] = {}
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
@@ -224,18 +228,24 @@ async def _read_records(backend: Backend, meta: ModelMeta, ids: list[str]) -> di
             stored, pttl = replies[2 * position], replies[2 * position + 1]
             if stored:
                 records[id_text] = StoredRecord(stored, int(pttl))
+        progress.advance(len(batch))
     return records
 
 
-async def audit_model(backend: Backend, meta: ModelMeta) -> AuditReport:
+async def audit_model(backend: Backend, meta: ModelMeta, progress: Progress = QUIET) -> AuditReport:
     """Read a model's records and index keys and report every inconsistency."""
     keys = meta.keys
-    records = await _read_records(backend, meta, await _record_ids(backend, meta))
+    ids = await _record_ids(backend, meta)
+    progress.start(f"audit {meta.name}: records", len(ids))
+    records = await read_records(backend, meta, ids, progress)
     actual = IndexSnapshot()
-    for key in await _all_index_keys(backend, meta):
+    index_keys = await _all_index_keys(backend, meta)
+    progress.start(f"audit {meta.name}: index keys", len(index_keys))
+    for key in index_keys:
         members = {member: float(score) for member, score in (await _pairs(backend, key, "ZSCAN")).items()}
         if members:
             actual.zsets[key] = members
+        progress.advance()
     for constraint in meta.uniques:
         claim_keys = [key async for key in scan(backend, keys.unique_pattern(constraint.name))]
         for start in range(0, len(claim_keys), BATCH):
@@ -249,6 +259,7 @@ async def audit_model(backend: Backend, meta: ModelMeta) -> AuditReport:
         member: float(score) for member, score in (await _pairs(backend, keys.expiry(), "ZSCAN")).items()
     }
     actual.states = await _pairs(backend, keys.states(), "HSCAN")
+    progress.finish()
     problems = compare(meta, records, actual)
     report = AuditReport(meta.name, records=len(records))
     report.problems = await _still_there(backend, meta, records, problems)
@@ -273,7 +284,9 @@ async def _still_there(
     return [p for p in problems if owner(p) not in expired]
 
 
-async def repair_model(engine: WriteEngine, meta: ModelMeta, *, batch: int = BATCH) -> RepairReport:
+async def repair_model(
+    engine: WriteEngine, meta: ModelMeta, *, batch: int = BATCH, progress: Progress = QUIET
+) -> RepairReport:
     """Rebuild every record's entries from its hash, then remove what no record implies.
 
     A record that changed while it was read is read again; one whose unique value another record
@@ -288,9 +301,10 @@ async def repair_model(engine: WriteEngine, meta: ModelMeta, *, batch: int = BAT
     for _ in range(engine.max_attempts):
         changed: list[str] = []
         colliding: dict[str, list[str]] = {}
+        progress.start(f"repair {meta.name}: records", len(pending))
         for start in range(0, len(pending), batch):
             chunk = pending[start : start + batch]
-            rows = await _read_records(backend, meta, chunk)
+            rows = await read_records(backend, meta, chunk, progress)
             ops = [RebuildOp(meta, id_text, rows[id_text].hash) for id_text in chunk if id_text in rows]
             await engine.run(ops)
             for op in ops:
@@ -307,11 +321,12 @@ async def repair_model(engine: WriteEngine, meta: ModelMeta, *, batch: int = BAT
         pending = [*changed, *colliding]
     report.records = len(rebuilt)
     report.conflicts = sorted((name, id_text) for id_text, names in rivals.items() for name in names)
-    report.removed = await _prune(engine, meta, batch)
+    report.removed = await _prune(engine, meta, batch, progress)
+    progress.finish()
     return report
 
 
-async def _prune(engine: WriteEngine, meta: ModelMeta, batch: int) -> int:
+async def _prune(engine: WriteEngine, meta: ModelMeta, batch: int, progress: Progress) -> int:
     backend, keys = engine.backend, meta.keys
     lex_keys = {keys.lex(f.name) for f in meta.fields.values() if f.lex}
     removed = 0
@@ -323,8 +338,11 @@ async def _prune(engine: WriteEngine, meta: ModelMeta, batch: int) -> int:
             await engine.run([op])
             removed += op.result
 
-    for key in await _all_index_keys(backend, meta):
+    index_keys = await _all_index_keys(backend, meta)
+    progress.start(f"repair {meta.name}: index keys", len(index_keys))
+    for key in index_keys:
         await run(key, "l" if key in lex_keys else "z", list(await _pairs(backend, key, "ZSCAN")))
+        progress.advance()
     for constraint in meta.uniques:
         await run("", "c", [key async for key in scan(backend, keys.unique_pattern(constraint.name))])
     await run(keys.states(), "s", list(await _pairs(backend, keys.states(), "HSCAN")))

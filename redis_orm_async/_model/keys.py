@@ -13,6 +13,7 @@ field's or another value's key::
     {user}:u:<constraint>:<v>...  STRING id that claims a unique value
     {user}:exp                    ZSET   ids scored by expiry time in ms (TTL sweep)
     {user}:st                     HASH   id -> state line: the index facts its entries were written from
+    {user}:ix                     HASH   index name -> built: the indexes every record has entries in
 
 A value's part of a key (``value_token``) is the same in Python and in the Lua write script:
 ``-`` for null, ``=`` and the escaped text, or ``#`` and the SHA1 of a text over 256 bytes (SHA1
@@ -127,6 +128,9 @@ class KeySpace:
 
     def states(self) -> str:
         return f"{self.base}:st"
+
+    def built(self) -> str:
+        return f"{self.base}:ix"
 
     def temporary(self, name: str) -> str:
         return f"{self.base}:tmp:{name}"

