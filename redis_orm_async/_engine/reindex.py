@@ -24,7 +24,7 @@ from .._backends.protocol import Backend, Command
 from .._model.schema import ModelMeta, UniqueConstraint
 from .._model.state import entries, record_facts
 from .audit import read_records
-from .built import RESUME_FIELD, index_names, mark_built, read_marker
+from .built import RESUME_FIELD, describe, index_names, mark_built, read_marker
 from .ops import RebuildOp
 from .progress import QUIET, Progress
 from .writes import WriteEngine
@@ -65,7 +65,8 @@ class ReindexReport:
         elif not self.indexes:
             head = f"reindex of {self.model}: every index is built"
         else:
-            head = f"reindex of {self.model}: {self.records} records, built {', '.join(self.indexes)}"
+            built = ", ".join(describe(name) for name in self.indexes)
+            head = f"reindex of {self.model}: {self.records} records, built {built}"
         lines = [head]
         lines.extend(f"  {c.constraint}: {', '.join(c.ids)}" for c in self.conflicts)
         return "\n".join(lines)
