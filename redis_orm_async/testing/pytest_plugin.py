@@ -69,6 +69,11 @@ def _server_kind(config: pytest.Config) -> ServerKind:
     return kind
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A server kind that does not exist is a usage error before any test runs."""
+    _server_kind(config)
+
+
 def flush(*ports: int) -> None:
     """Empty the private servers on these ports (every primary, for a cluster)."""
     for port in ports:
