@@ -18,6 +18,7 @@ from ._errors import (
     UnsupportedClientError,
     ValidationError,
 )
+from ._model.ids import new_hex_id, new_ulid
 from ._model.model import Field, Model
 from ._model.relations import (
     BelongsTo,
@@ -84,4 +85,6 @@ __all__ = [
     "has_many",
     "has_one",
     "many_to_many",
+    "new_hex_id",
+    "new_ulid",
 ]

@@ -13,6 +13,7 @@ from ._engine.lifecycle import (
     check_distinct,
     delete_op_for,
     model_of,
+    read_located,
     update_one,
     update_op_for,
     validated,
@@ -113,6 +114,13 @@ class Repository(Generic[M]):
 
     def _not_found(self, where: Mapping[str, Any]) -> NotFoundError:
         return NotFoundError(f"no {self.meta.name} matches {dict(where)!r}", meta={"model": self.meta.name})
+
+    async def raw(self, where: Mapping[str, Any]) -> dict[str, str] | None:
+        """The record's HASH exactly as it is in Redis (stored field names, stored text, the
+        ``id`` field included), or None: for debugging, migrations and other tools. Read-only:
+        the ORM only ever writes a record through its own writes, which keep the indexes."""
+        found = await read_located(self._backend, self.meta, unique_locator(self.meta, where))
+        return None if found is None else dict(found[1])
 
     async def exists(self, where: Mapping[str, Any]) -> bool:
         locator = unique_locator(self.meta, where)

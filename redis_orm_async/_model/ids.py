@@ -1,4 +1,4 @@
-"""Generated string ids: ULIDs, monotonic within a process.
+"""Generated string ids: ULIDs (the default), and short hex ids; both monotonic within a process.
 
 ULIDs are used because their text order is their creation order: the model-wide id ZSET keeps
 string ids in lexicographic order, so default ordering and paging follow creation time with no
@@ -13,6 +13,13 @@ What holds:
 - across processes (and machines), ids are ordered by their millisecond only: ids created in the
   same millisecond by two processes are unique (80 random bits each) but in no particular order;
 - a forked child starts a fresh sequence with new random bits.
+
+``new_hex_id`` is redisca's ``hexid`` made safe: 16 lowercase hex characters, 44 bits of
+milliseconds (until the year 2527) then 20 random bits, with the same ordering rules. It is short
+enough to read out or type, and its hex order is its creation order; but with 20 random bits, two
+processes that each create an id in the same millisecond collide once in a million, so keep ULIDs
+for ids minted fast by many processes. Either one is a default factory:
+``id: str = Field(default_factory=new_hex_id)``.
 
 Ids are not secrets: they carry their creation time and are partly predictable. Use
 ``secrets.token_urlsafe`` for session tokens and API keys.
@@ -30,6 +37,8 @@ _PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
 _SHIFTS = tuple(range(120, -1, -10))
 _RANDOM_BITS = 80
 _MAX_ULID = (1 << 128) - 1
+_HEX_RANDOM_BITS = 20
+_HEX_BITS = 64
 
 
 def encode_ulid(now_ms: int, randomness: int) -> str:
@@ -42,32 +51,39 @@ def _text(value: int) -> str:
 
 
 class _Sequence:
-    """The last id of this process, behind a lock shared by every thread."""
+    """The last id of this process, behind a lock shared by every thread: milliseconds, then
+    ``random_bits`` random bits; within one millisecond each id adds a random step of up to
+    ``2**step_bits`` to the last."""
 
-    def __init__(self) -> None:
+    def __init__(self, random_bits: int = _RANDOM_BITS, step_bits: int = 32, total_bits: int = 128) -> None:
         self.lock = threading.Lock()
         self.last = 0
+        self.random_bits = random_bits
+        self.step_shift = random_bits - step_bits
+        self.limit = (1 << total_bits) - 1
 
     def next(self) -> int:
         now = time.time_ns() // 1_000_000
-        entropy = int.from_bytes(os.urandom(10), "big")
+        entropy = int.from_bytes(os.urandom(10), "big") >> (80 - self.random_bits)
         with self.lock:
-            if now > self.last >> _RANDOM_BITS:
-                value = (now << _RANDOM_BITS) | entropy
+            if now > self.last >> self.random_bits:
+                value = (now << self.random_bits) | entropy
             else:  # same millisecond, or the clock went back: count up from the last id
-                value = self.last + 1 + (entropy >> 48)
-            if value > _MAX_ULID:
-                raise OverflowError("the ULID space is exhausted")
+                value = self.last + 1 + (entropy >> self.step_shift)
+            if value > self.limit:
+                raise OverflowError("the id space is exhausted")
             self.last = value
         return value
 
 
 _SEQUENCE = _Sequence()
+_HEX_SEQUENCE = _Sequence(_HEX_RANDOM_BITS, 8, _HEX_BITS)
 
 
 def _reset_after_fork() -> None:
-    global _SEQUENCE
+    global _SEQUENCE, _HEX_SEQUENCE
     _SEQUENCE = _Sequence()
+    _HEX_SEQUENCE = _Sequence(_HEX_RANDOM_BITS, 8, _HEX_BITS)
 
 
 if hasattr(os, "register_at_fork"):
@@ -77,3 +93,8 @@ if hasattr(os, "register_at_fork"):
 def new_ulid() -> str:
     """A new ULID, greater than every ULID this process generated before."""
     return _text(_SEQUENCE.next())
+
+
+def new_hex_id() -> str:
+    """A new 16-character hex id, greater than every hex id this process generated before."""
+    return format(_HEX_SEQUENCE.next(), "016x")
