@@ -87,7 +87,8 @@ local function add_int(x, y)
 end
 
 -- A model as the client describes it, read from ARGV starting at ``at`` (the words of
--- ``Layout.words`` in _model/state.py): base, flags ('i' for int ids), then counted lists of the
+-- ``Layout.words`` in _model/state.py): base, flags ('i' for int ids), max_life in ms (or ''),
+-- then counted lists of the
 -- fields with facts (name, needs: t token, s score, x lex text), of the equality, range and lex
 -- fields, and of the unique constraints (name, #fields, fields). Answers the model and the
 -- position after it.
@@ -96,10 +97,10 @@ local function read_model(at)
   local base = words[at]
   local model = {
     base = base, ids = base .. ':ids', st = base .. ':st', exp = base .. ':exp',
-    int_ids = words[at + 1] == 'i',
+    int_ids = words[at + 1] == 'i', max_life = tonumber(words[at + 2]),
     facts = {}, needs = {}, equality = {}, range = {}, lex = {}, uniques = {},
   }
-  at = at + 2
+  at = at + 3
   for i = 1, tonumber(words[at]) do
     local name = words[at + 2 * i - 1]
     model.facts[i] = name
@@ -187,4 +188,28 @@ local function entries(model, id, facts)
     if parts then claims[model.base .. ':u:' .. unique.name .. ':' .. table.concat(parts, ':')] = unique.name end
   end
   return zsets, claims
+end
+
+local CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+
+-- the creation time (ms) a ULID carries, or nil for an id that is not one
+local function ulid_time_ms(id)
+  if #id ~= 26 then return nil end
+  local value = 0
+  for i = 1, 10 do
+    local digit = string.find(CROCKFORD, string.sub(id, i, i), 1, true)
+    if not digit then return nil end
+    value = value * 32 + digit - 1
+  end
+  return value
+end
+
+-- an expiry no later than the record's max_life allows (the model's cap, from its ULID)
+local function capped(model, id, expiry)
+  if not model.max_life then return expiry end
+  local born = ulid_time_ms(id)
+  if not born then return expiry end
+  local deadline = born + model.max_life
+  if not expiry or expiry > deadline then return deadline end
+  return expiry
 end
