@@ -23,6 +23,7 @@ from redis_orm_async import (
     UNSET,
     Field,
     Model,
+    NotFoundError,
     Orm,
     Schema,
     TransactionConflictError,
@@ -432,7 +433,10 @@ async def test_a_sliding_session_ends_at_its_absolute_cap_however_often_it_is_to
     session = await logins.create(data={"token": "t"})
     touched = 0
     while await logins.touch(where={"token": "t"}) is not None:
-        left = await logins.ttl(where={"id": session.id})
+        try:
+            left = await logins.ttl(where={"id": session.id})
+        except NotFoundError:
+            break  # the cap passed between the touch and this read
         assert left is not None and left <= timedelta(milliseconds=700)
         touched += 1
         await anyio.sleep(0.05)
