@@ -155,26 +155,37 @@ local function id_score(model, id)
   return '0'
 end
 
--- Every ZSET entry (key -> {member, score}) and claim (key -> constraint) the facts imply.
-local function entries(model, id, facts)
+-- Every ZSET entry (key -> {member, score}) and claim (key -> constraint) the facts imply; with
+-- ``only`` (a set of field names), just the entries of those fields and of the constraints over
+-- them (an update derives what its changes touch, not the whole record).
+local function entries(model, id, facts, only)
   local zsets, claims = {}, {}
   local score = id_score(model, id)
-  zsets[model.ids] = {id, score}
+  if not only then zsets[model.ids] = {id, score} end
   for _, name in ipairs(model.equality) do
     local fact = facts[name]
-    if fact and fact.t ~= '' then zsets[model.base .. ':i:' .. name .. ':' .. fact.t] = {id, score} end
+    if fact and fact.t ~= '' and (not only or only[name]) then
+      zsets[model.base .. ':i:' .. name .. ':' .. fact.t] = {id, score}
+    end
   end
   for _, name in ipairs(model.range) do
     local fact = facts[name]
-    if fact and fact.s ~= '' then zsets[model.base .. ':z:' .. name] = {id, fact.s} end
+    if fact and fact.s ~= '' and (not only or only[name]) then zsets[model.base .. ':z:' .. name] = {id, fact.s} end
   end
   for _, name in ipairs(model.lex) do
     local fact = facts[name]
-    if fact and fact.x ~= '' then zsets[model.base .. ':l:' .. name] = {fact.x .. '\0' .. id, '0'} end
+    if fact and fact.x ~= '' and (not only or only[name]) then
+      zsets[model.base .. ':l:' .. name] = {fact.x .. '\0' .. id, '0'}
+    end
   end
   for _, unique in ipairs(model.uniques) do
     local parts = {}
-    for _, name in ipairs(unique.fields) do
+    if only then
+      local touched = false
+      for _, name in ipairs(unique.fields) do touched = touched or only[name] ~= nil end
+      if not touched then parts = nil end
+    end
+    for _, name in ipairs(parts and unique.fields or {}) do
       local token
       if name == 'id' then
         token = value_token(id)

@@ -164,19 +164,25 @@ end
 -- Move a record from its current state to a new one: nil facts removes it. Checks the unique
 -- claims it wants (a claim held by another live record that still holds the value is a
 -- violation; any other holder is stale and taken over), then queues every change.
-local function transition(index, rec, new_facts, new_exp, hash_writes, hash_deletes, fresh, new_line)
+-- ``only``: the fields whose facts may change (an update's), so that the entries of the others are
+-- neither derived nor compared; nil for a create, a removal or a rebuild.
+local function transition(index, rec, new_facts, new_exp, hash_writes, hash_deletes, fresh, new_line, only)
   local model, id = rec.model, rec.id
   local old_zsets, old_claims = {}, {}
-  if rec.exists or leftovers(rec) then old_zsets, old_claims = entries(model, id, rec.facts) end
+  if rec.exists or leftovers(rec) then old_zsets, old_claims = entries(model, id, rec.facts, only) end
   local new_zsets, new_claims = {}, {}
-  if new_facts then new_zsets, new_claims = entries(model, id, new_facts) end
+  if new_facts then new_zsets, new_claims = entries(model, id, new_facts, only) end
 
   for claim, constraint in pairs(new_claims) do
-    local holder = holder_of(claim)
-    if holder and holder ~= id then
-      local other = record(model, holder)
-      if other.exists and claims_of(other)[claim] then
-        return fail(index, 'unique', model.base, constraint)
+    if rec.exists and old_claims[claim] then
+      holders[claim] = id  -- a live record holds the claims its state lists
+    else
+      local holder = holder_of(claim)
+      if holder and holder ~= id then
+        local other = record(model, holder)
+        if other.exists and claims_of(other)[claim] then
+          return fail(index, 'unique', model.base, constraint)
+        end
       end
     end
   end
@@ -203,6 +209,14 @@ local function transition(index, rec, new_facts, new_exp, hash_writes, hash_dele
       holders[claim] = id
     elseif expiry_changed then
       if new_exp then queue('PEXPIREAT', claim, new_exp) else queue('PERSIST', claim) end
+    end
+  end
+  if expiry_changed and only then  -- the claims no change touched still follow the new expiry
+    local _, all_claims = entries(model, id, new_facts)
+    for claim in pairs(all_claims) do
+      if not new_claims[claim] then
+        if new_exp then queue('PEXPIREAT', claim, new_exp) else queue('PERSIST', claim) end
+      end
     end
   end
 
@@ -360,7 +374,9 @@ local function update(index, model)
   for name in pairs(hash) do
     if new_hash[name] == nil then deletes[#deletes + 1] = name end
   end
-  if not transition(index, rec, facts, expiry_of(rec, ttl), writes, deletes, false) then return false end
+  local only = {}
+  for _, change in ipairs(changes) do only[change.name] = true end
+  if not transition(index, rec, facts, expiry_of(rec, ttl), writes, deletes, false, nil, only) then return false end
   rec.hash = new_hash
   return flat_hash(rec)
 end
@@ -391,7 +407,7 @@ local function touch(index, model)
     if not clean(index, rec) then return false end
     return false
   end
-  if not transition(index, rec, rec.facts, expiry_of(rec, ttl), {}, {}, false) then return false end
+  if not transition(index, rec, rec.facts, expiry_of(rec, ttl), {}, {}, false, rec.line, {}) then return false end
   return flat_hash(rec)
 end
 
