@@ -75,6 +75,8 @@ class Leaf:
 @dataclass(frozen=True, slots=True)
 class Negation:
     item: Leaf
+    label: str = ""
+    """How ``explain`` shows it, when "NOT <leaf>" would read badly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +260,8 @@ def _equal_leaf(meta: ModelMeta, name: str, text: str | None) -> Built:
     if field_meta.index == "range" and codec.score is not None:
         zset = keys.range(name)
         if text is None:
-            return Negation(Leaf("M", zset, f"{name} is not null (ZSET {zset})")), True
+            has_value = Leaf("M", zset, f"{name} is not null (ZSET {zset})")
+            return Negation(has_value, f"{name} is null (not in ZSET {zset})"), True
         score = _score_text(codec.score(text))
         exact = codec.kind in ("int", "float", "date") and _score_exact(codec.kind, text)
         return Leaf("S", zset, f"{shown} (ZSET {zset} score {score})", score, score), exact
@@ -439,15 +442,22 @@ class Plan:
         elif self.strategy != "empty":
             lines.append("  ids from: " + _render_source(self.source).replace("\n", "\n  "))
         if self.strategy != "empty":
-            tested = "nothing" if self.test == TRUE_TEST else _render_test(self.test)
+            if self.test == TRUE_TEST:
+                tested = "nothing"
+            elif self.strategy == "page" and self._walk_decides():
+                tested = "nothing more: every member of the walked ZSET matches"
+            else:
+                tested = _render_test(self.test)
             lines.append("  tested per id: " + tested.replace("\n", "\n  "))
-            lines.append("  expired records: skipped by their score in the expiry ZSET; nothing is written")
+            if self.strategy == "count" and self.covering:
+                lines.append("  counted: its cardinality, less its members whose records are due to expire")
+            lines.append("  expired records: skipped by their own expiry score; nothing is written")
         lines.append(f"  exact from indexes: {'yes' if self.exact else 'no'}")
         if self.filtered_in_python:
             lines.append("  filtered in Python: " + "; ".join(self.filtered_in_python))
         if self.operation == "find":
             order = ", ".join(f"{k.field} {'desc' if k.descending else 'asc'}" for k in self.order)
-            where = f"paged in Redis on {self.order_index}" if self.strategy == "page" else "sorted in Python"
+            where = "paged in Redis" if self.strategy == "page" else "sorted in Python"
             lines.append(f"  order: {order} ({where}; nulls last asc, first desc)")
             lines.append(
                 f"  take: {self.take if self.take is not None else 'all'}, skip: {self.skip}"
@@ -456,35 +466,46 @@ class Plan:
         lines.append(f"  round trips: {self.round_trips}")
         return "\n".join(lines)
 
+    @property
+    def covering(self) -> bool:
+        """A count answered by one leaf's cardinality (index membership alone decides it)."""
+        return isinstance(self.test, Leaf) and self.source == self.test and self.test.kind != "W"
+
+    def _main_walks(self) -> tuple[Leaf | None, ...]:
+        """The leaves a page's main walk may list (None: a whole ZSET, which implies no test)."""
+        if self.order[0].field == "id":
+            return self.walks or (None,)
+        return (self.window,)
+
+    def _walk_decides(self) -> bool:
+        """Whichever walk the script picks, its members all pass the test."""
+        return all(walk is not None and self.test == walk for walk in self._main_walks())
+
     def _walk_lines(self) -> list[str]:
-        ids_walk = "the id ZSET"
+        ids_walk = f"the id ZSET {self.order_index if self.order[0].field == 'id' else ''}".strip()
         if len(self.walks) == 1:
-            ids_walk = _walk_label(self.walks[0])
+            ids_walk = self.walks[0].label
         elif self.walks:
-            ids_walk = "the smallest of: " + "; ".join(_walk_label(w) for w in self.walks)
+            ids_walk = "the smallest (by cardinality) of: " + "; ".join(w.label for w in self.walks)
         if self.order[0].field == "id":
             lines = [f"  walks: {ids_walk}, in id order"]
+        elif not self.values:
+            lines = ["  walks: no values (the where wants records without one)"]
         elif self.window is not None:
-            lines = [f"  walks: {self.order_index} within {self.window.label}"]
+            lines = [f"  walks: {self.window.label}, by score"]
         else:
-            lines = [f"  walks: {self.order_index} by score"]
-        if not self.values:
-            lines = ["  walks no values: the where wants records without one"]
+            lines = [f"  walks: {self.order_index}, by score"]
         if self.nulls:
-            lines.append(f"  then records without a value: {ids_walk}, ids without a score there")
-        if not isinstance(self.source, Everything):
+            lines.append(f"  then records without a value: {ids_walk}, ids missing from {self.order_index}")
+        if not isinstance(self.source, Everything) and not self._walk_decides():
             lines.append(
-                "  or, when the candidates are fewer than the walk would visit, sorts the ids from: "
+                "  or, when the candidates are fewer than that walk would visit, sorts the ids from: "
                 + _render_source(self.source).replace("\n", "\n  ")
             )
         return lines
 
     def __str__(self) -> str:
         return self.explain()
-
-
-def _walk_label(leaf: Leaf) -> str:
-    return leaf.label
 
 
 def _render_test(test: Test, depth: int = 0) -> str:
@@ -496,7 +517,7 @@ def _render_test(test: Test, depth: int = 0) -> str:
     if isinstance(test, Leaf):
         return pad + test.label
     if isinstance(test, Negation):
-        return pad + "NOT " + test.item.label
+        return pad + (test.label or "NOT " + test.item.label)
     title = "AND" if isinstance(test, Conj) else "OR"
     return "\n".join([pad + title, *(_render_test(item, depth + 1) for item in test.items)])
 
@@ -644,7 +665,7 @@ def compile_program(meta: ModelMeta, plan: Plan) -> tuple[list[str], list[Arg]]:
         tail = [
             "id" if first.field == "id" else "field",
             "1" if first.descending else "0",
-            "1" if plan.order[1:] != (OrderKey("id", first.descending),) else "0",
+            "1" if first.field != "id" and plan.order[1:] != (OrderKey("id", first.descending),) else "0",
             plan.skip,
             -1 if plan.take is None else plan.take,
             plan.cursor or "",
@@ -655,9 +676,7 @@ def compile_program(meta: ModelMeta, plan: Plan) -> tuple[list[str], list[Arg]]:
             *(program.leaf(walk) for walk in plan.walks),
         ]
     elif mode == "count":
-        # a leaf decided by index membership alone is counted by its cardinality; ``W`` reads text
-        covering = isinstance(plan.test, Leaf) and plan.source == plan.test and plan.test.kind != "W"
-        tail = ["1" if covering else "0"]
+        tail = ["1" if plan.covering else "0"]
     leaf_tokens: list[Arg] = [len(program.leaves)]
     for leaf in program.leaves:
         leaf_tokens.extend((leaf.kind, program.key(leaf.key), leaf.low, leaf.high, leaf.text, leaf.field))
