@@ -237,6 +237,16 @@ local function check(ms, known, nullkey)
   chunk, vals = ms, {}
   local es = exp_live and redis.call('ZMSCORE', exp_key, unpack(ms)) or nil
   local ns = nullkey and redis.call('ZMSCORE', nullkey, unpack(ms)) or nil
+  if ns then
+    -- membership of the null-checked ZSET is already known (``field is null`` tests it)
+    for i, leaf in ipairs(leaves) do
+      if leaf.kind == 'M' and leaf.key == nullkey then
+        local v = {}
+        for j = 1, #ms do v[j] = ns[j] ~= false end
+        vals[i] = v
+      end
+    end
+  end
   local simple = trivial(test, known)
   for j, m in ipairs(ms) do
     local ok = true
