@@ -745,7 +745,7 @@ local function through_member(seg, id, score)
   return relative(sp, seg.rev, rank + 1)
 end
 
-local out, lead, matched = {}, 0, 0
+local out, nout, lead, matched = {}, 0, 0, 0
 local grp, grp_id, last_id = {}, nil, nil
 local function same(a, b)
   return a ~= nil and b ~= nil and a[1] == b[1] and a[2] == b[2]
@@ -814,15 +814,20 @@ local function visit(si, seg, m, sc)
     if not started then
       started = true
       if same(gid, grp_id) then
-        for _, x in ipairs(grp) do out[#out + 1] = x end
+        for _, x in ipairs(grp) do
+          nout = nout + 1
+          out[nout] = x
+        end
         lead = #grp
       end
     end
-    out[#out + 1] = m
+    nout = nout + 1
+    out[nout] = m
     last_id = gid
     matched = matched + 1
   elseif same(gid, last_id) then
-    out[#out + 1] = m
+    nout = nout + 1
+    out[nout] = m
   else
     done = true
   end
@@ -881,10 +886,30 @@ for si = start_seg, #segs do
     if got == 0 then break end
     local pass, nulls = nil, 0
     if checks then pass, nulls = check(ms, seg.known, seg.nullkey) end
-    for j = 1, got do
-      if pass == nil or pass[j] then
-        visit(si, seg, ms[j], ss and ss[j])
-        if done then break end
+    if seg.const or scores then
+      for j = 1, got do
+        if pass == nil or pass[j] then
+          visit(si, seg, ms[j], ss and ss[j])
+          if done then break end
+        end
+      end
+    else
+      -- no member here can open a tie group: what ``visit`` does, inline
+      for j = 1, got do
+        if pass == nil or pass[j] then
+          if matched < skip then
+            matched = matched + 1
+          elseif limit < 0 or matched < limit then
+            started = true
+            nout = nout + 1
+            out[nout] = ms[j]
+            last_id = nil
+            matched = matched + 1
+          else
+            done = true
+            break
+          end
+        end
       end
     end
     rank = rank + got
