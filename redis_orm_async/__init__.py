@@ -2,12 +2,12 @@
 
 from ._backends.protocol import Backend, BackendFeatures, CommandStats
 from ._capabilities import Capabilities
-from ._engine.audit import AuditProblem, AuditReport
-from ._engine.writes import UNSET
+from ._engine.audit import AuditProblem, AuditReport, RepairReport
 from ._errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    EvictionPolicyWarning,
     NotFoundError,
     OrmError,
     QueryError,
@@ -33,6 +33,7 @@ from ._model.relations import (
 from ._model.schema import Schema
 from ._orm import Orm, bootstrap_database, create_orm, create_orm_from_runtime
 from ._query.planner import Plan
+from ._query.ttl import UNSET, Unset
 from ._repository import Repository
 from ._transaction import Pending, Transaction, TransactionRepository
 
@@ -50,6 +51,7 @@ __all__ = [
     "BelongsTo",
     "Capabilities",
     "CommandStats",
+    "EvictionPolicyWarning",
     "Field",
     "HasMany",
     "HasOne",
@@ -63,6 +65,7 @@ __all__ = [
     "QueryError",
     "Relation",
     "RelationNotLoadedError",
+    "RepairReport",
     "Repository",
     "Schema",
     "SchemaError",
@@ -70,6 +73,7 @@ __all__ = [
     "TransactionConflictError",
     "TransactionRepository",
     "UniqueConstraintError",
+    "Unset",
     "UnsupportedClientError",
     "ValidationError",
     "__version__",

@@ -26,7 +26,11 @@ class Capabilities:
     supports_atomic_writes: bool = True
     """A record and all its index and claim changes land in one MULTI/EXEC."""
     supports_optimistic_concurrency: bool = True
-    optimistic_guard: str = "watch"
+    optimistic_guard: str = "script"
+    """How a write stays atomic against concurrent writers: ``"script"`` (one server-side script
+    reads, checks and writes), ``"watch"`` (WATCH/MULTI/EXEC, on a server that refuses scripts)."""
+    supports_watch_fallback: bool = True
+    """Writes still work, through WATCH/MULTI/EXEC, on a server that refuses Lua scripts."""
     supports_ttl: bool = True
     supports_atomic_increments: bool = True
     supports_relations: bool = True
@@ -37,7 +41,8 @@ class Capabilities:
     def for_backend(cls, features: BackendFeatures) -> Capabilities:
         return cls(
             backend_kind=features.kind,
-            optimistic_guard=features.optimistic_guard,
+            optimistic_guard="script" if features.scripting else "watch",
             supports_cluster=features.cluster,
+            supports_watch_fallback=features.watch,
             supports_scripting=features.scripting,
         )

@@ -143,6 +143,10 @@ class AuthenticationError(BackendError):
     code = "authentication_failed"
 
 
+class EvictionPolicyWarning(UserWarning):
+    """The server may evict keys, and with them the index and claim keys the ORM keeps."""
+
+
 def tag_backend_errors(cls: type[T]) -> type[T]:
     """Give every ``OrmError`` that escapes a public coroutine of ``cls`` the backend kind.
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
-from ._backends.protocol import Backend
+from ._backends.protocol import Backend, BackendFeatures
 from ._backends.runtime import backend_for
 from ._capabilities import Capabilities
-from ._engine.audit import AuditReport, audit_model
+from ._engine.audit import AuditReport, RepairReport, audit_model, repair_model
 from ._engine.writes import WriteEngine
-from ._errors import QueryError
+from ._errors import BackendError, EvictionPolicyWarning, QueryError
 from ._model.model import Model
 from ._model.schema import Schema
 from ._repository import Repository
@@ -19,16 +20,51 @@ from ._transaction import Transaction
 M = TypeVar("M", bound=Model)
 
 
-class Orm:
-    """Holds the schema, the backend adapter and one repository per model."""
+EvictionRule = Literal["warn", "refuse", "allow"]
+EVICTION_RULES: tuple[str, ...] = ("warn", "refuse", "allow")
 
-    def __init__(self, schema: Schema, backend: Backend, *, max_attempts: int = 64) -> None:
+
+class Orm:
+    """Holds the schema, the backend adapter and one repository per model.
+
+    ``eviction`` says what to do when the server may evict keys (a ``maxmemory-policy`` other than
+    ``noeviction``): an evicted index or claim key silently loses records from queries and lets a
+    unique value be taken twice. ``"warn"`` (the default) emits ``EvictionPolicyWarning`` when the
+    ORM first talks to the server, ``"refuse"`` raises ``BackendError`` on every call, ``"allow"``
+    trusts you (``repair`` rebuilds what an eviction destroyed).
+    """
+
+    def __init__(
+        self, schema: Schema, backend: Backend, *, max_attempts: int = 64, eviction: EvictionRule = "warn"
+    ) -> None:
         if not isinstance(schema, Schema):
             raise QueryError(f"create_orm needs a Schema, got {type(schema).__name__}")
+        if eviction not in EVICTION_RULES:
+            raise QueryError(f"eviction must be one of {', '.join(EVICTION_RULES)}, not {eviction!r}")
         self.schema = schema
         self.backend = backend
         self.engine = WriteEngine(backend, max_attempts=max_attempts)
+        self.eviction = eviction
+        backend.on_connect = self._check_server
         self._repos: dict[type[Model], Repository[Any]] = {}
+
+    def _check_server(self, features: BackendFeatures) -> None:
+        policy = features.maxmemory_policy
+        if self.eviction == "allow" or policy in ("", "noeviction"):
+            return
+        message = (
+            f"the {features.kind} server's maxmemory-policy is {policy!r}: it may evict index and "
+            "claim keys, so queries can miss records and a unique value can be taken twice; set "
+            "maxmemory-policy noeviction, or run orm.repair(Model) after an eviction"
+        )
+        if self.eviction == "refuse":
+            raise BackendError(message, backend_kind=features.kind)
+        warnings.warn(EvictionPolicyWarning(message), stacklevel=2)
+
+    async def connect(self) -> Self:
+        """Talk to the server once: check the connection, learn its version and eviction policy."""
+        await self.backend.ping()
+        return self
 
     @property
     def capabilities(self) -> Capabilities:
@@ -50,6 +86,12 @@ class Orm:
         """Compare a model's records with its index keys; ``report.ok`` when they agree."""
         return await audit_model(self.backend, self.schema.meta(model))
 
+    async def repair(self, model: type[Model], *, batch: int = 500) -> RepairReport:
+        """Rebuild a model's index entries and claims from its records, in batches, safe while
+        writes go on: after an eviction, a key deleted by hand, or an index added to a model that
+        already has records. ``audit`` is clean afterwards."""
+        return await repair_model(self.engine, self.schema.meta(model), batch=batch)
+
     async def sweep(self, model: type[Model] | None = None, *, batch: int = 1000) -> int:
         """Drain the expiry index of one model, or of every model; safe to run from a worker."""
         models = [model] if model is not None else list(self.schema.models)
@@ -68,7 +110,7 @@ class Orm:
         await self.backend.aclose()
 
     async def __aenter__(self) -> Self:
-        return self
+        return await self.connect()
 
     async def __aexit__(
         self,
@@ -82,24 +124,27 @@ class Orm:
         return f"Orm({self.schema!r}, backend={self.backend.features.kind!r})"
 
 
-def create_orm(schema: Schema, client: Any, *, max_attempts: int = 64) -> Orm:
+def create_orm(
+    schema: Schema, client: Any, *, max_attempts: int = 64, eviction: EvictionRule = "warn"
+) -> Orm:
     """Build an ORM over a raw async client; no I/O happens until the first call."""
-    return Orm(schema, backend_for(client), max_attempts=max_attempts)
+    return Orm(schema, backend_for(client), max_attempts=max_attempts, eviction=eviction)
 
 
-async def create_orm_from_runtime(*, schema: Schema, client: Any, max_attempts: int = 64) -> Orm:
+async def create_orm_from_runtime(
+    *, schema: Schema, client: Any, max_attempts: int = 64, eviction: EvictionRule = "warn"
+) -> Orm:
     """Detect the client, check that the server answers, and return the ORM."""
-    backend = backend_for(client)
-    detect = getattr(backend, "detect", None)
-    if detect is not None:
-        await detect()
-    else:
-        await backend.ping()
-    return Orm(schema, backend, max_attempts=max_attempts)
+    orm = Orm(schema, backend_for(client), max_attempts=max_attempts, eviction=eviction)
+    return await orm.connect()
 
 
-async def bootstrap_database(*, schema: Schema, client: Any, max_attempts: int = 64) -> Orm:
+async def bootstrap_database(
+    *, schema: Schema, client: Any, max_attempts: int = 64, eviction: EvictionRule = "warn"
+) -> Orm:
     """One entry point that prepares and returns the ORM; schema pushing is a no-op on Redis."""
-    orm = await create_orm_from_runtime(schema=schema, client=client, max_attempts=max_attempts)
+    orm = await create_orm_from_runtime(
+        schema=schema, client=client, max_attempts=max_attempts, eviction=eviction
+    )
     await orm.push_schema()
     return orm

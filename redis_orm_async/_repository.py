@@ -2,48 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
-from ._backends.protocol import Backend, pairs_to_dict
-from ._engine.counters import apply_counters, counter_eligible
+from ._backends.protocol import Backend
 from ._engine.expiry import sweep_due
-from ._engine.loading import find_selected, materialize
-from ._engine.reads import count_rows, find_record, record_exists, record_ttl, select_ids
-from ._engine.writes import (
-    UNSET,
-    CreateOp,
-    DeleteOp,
-    RecordTest,
-    TtlArg,
-    UpdateOp,
-    WriteEngine,
-    WriteOp,
-    _Unset,
+from ._engine.lifecycle import (
+    BULK_CHUNK,
+    check_distinct,
+    delete_op_for,
+    model_of,
+    update_one,
+    update_op_for,
     validated,
+    write_matching,
 )
+from ._engine.loading import find_selected, materialize
+from ._engine.ops import CreateOp, DeleteOp, TouchOp, check_supplied_id
+from ._engine.reads import count_rows, find_record, record_exists, record_ttl
+from ._engine.writes import WriteEngine
 from ._errors import NotFoundError, ValidationError, tag_backend_errors
 from ._model.model import Model
-from ._model.schema import Schema
+from ._model.schema import ModelMeta, Schema
 from ._query.changes import parse_changes
-from ._query.locate import Locator, unique_locator
+from ._query.locate import unique_locator
 from ._query.match import matcher
 from ._query.parse import OrderBy, parse_query
 from ._query.planner import Plan, build_plan
 from ._query.selection import ALL, parse_selection, selection_fields
+from ._query.ttl import UNSET, TtlArg, create_expiry, touch_expiry, update_expiry
 
 M = TypeVar("M", bound=Model)
-
-CREATE_CHUNK = 500
-"""Records per guarded MULTI/EXEC in ``create_many``: big enough to amortize, small enough to
-keep a conflict cheap to retry."""
-
 
 
 @tag_backend_errors
 class Repository(Generic[M]):
-    """Create, read, update and delete one model's records; every write is one MULTI/EXEC."""
+    """Create, read, update and delete one model's records; every write is one atomic step."""
 
     def __init__(self, schema: Schema, backend: Backend, engine: WriteEngine, model: type[M]) -> None:
         self._schema = schema
@@ -53,29 +48,24 @@ class Repository(Generic[M]):
         self.meta = schema.meta(model)
 
     async def create(self, data: M | Mapping[str, Any], *, ttl: TtlArg = UNSET) -> M:
-        """Store a new record with its indexes and unique claims, or raise UniqueConstraintError."""
-        op = CreateOp(self.meta, validated(self.meta, data), ttl)
+        """Store a new record with its indexes and unique claims, or raise UniqueConstraintError.
+
+        ``ttl``: UNSET takes the model's ttl, None never expires, a timedelta is its life.
+        """
+        meta = self.meta
+        op = CreateOp(meta, validated(meta, data), create_expiry(meta.name, ttl, meta.ttl))
         await self._engine.run([op])
         result: M = op.result
         return result
 
-    async def create_many(
-        self, data: Sequence[M | Mapping[str, Any]], *, ttl: TtlArg = UNSET
-    ) -> list[M]:
-        """Create many records; each chunk of 500 is all-or-nothing, and all are validated first."""
-        ops = [CreateOp(self.meta, validated(self.meta, item), ttl) for item in data]
-        seen: dict[str, int] = {}
-        for position, op in enumerate(ops):
-            for claim in [op.ref.key, *op.entries.claims]:
-                if claim in seen:
-                    raise ValidationError(
-                        f"{self.meta.name}: items {seen[claim]} and {position} of create_many "
-                        "share a unique value or id",
-                        meta={"items": (seen[claim], position)},
-                    )
-                seen[claim] = position
-        for start in range(0, len(ops), CREATE_CHUNK):
-            await self._engine.run(ops[start : start + CREATE_CHUNK])
+    async def create_many(self, data: Sequence[M | Mapping[str, Any]], *, ttl: TtlArg = UNSET) -> list[M]:
+        """Create many records; all are validated first, and each chunk of 500 is all-or-nothing."""
+        meta = self.meta
+        expiry = create_expiry(meta.name, ttl, meta.ttl)
+        ops = [CreateOp(meta, validated(meta, item), expiry) for item in data]
+        check_distinct(ops)
+        for start in range(0, len(ops), BULK_CHUNK):
+            await self._engine.run(ops[start : start + BULK_CHUNK])
         return [op.result for op in ops]
 
     async def find_unique(
@@ -120,29 +110,26 @@ class Repository(Generic[M]):
     ) -> M | None:
         """Change only the given fields and move their index entries; None if no record matches.
 
-        The record keeps its expiry unless ``ttl`` is given (a timedelta resets it, None removes it).
+        ``{"hits": {"increment": 1}}`` is exact under concurrency and for any int. The record keeps
+        its expiry unless ``ttl`` is given (a timedelta resets it, None removes it).
         """
-        locator = unique_locator(self.meta, where)
-        changes = parse_changes(self.meta, data)
-        if locator.id_text is not None and isinstance(ttl, _Unset) and counter_eligible(self.meta, changes):
-            stored = await apply_counters(self._backend, self.meta, locator.id_text, changes)
-            if stored is None:
-                return None
-            counted: M = self.meta.decode(locator.id_text, pairs_to_dict(stored))  # type: ignore[assignment]
-            return counted
-        op = UpdateOp(locator, changes, ttl)
-        await self._engine.run([op])
-        result: M | None = op.result
+        meta = self.meta
+        locator = unique_locator(meta, where)
+        changes = parse_changes(meta, data)
+        result: M | None = await update_one(
+            self._engine, meta, locator, changes, update_expiry(meta.name, ttl)
+        )  # type: ignore[assignment]
         return result
 
     async def update_many(
         self, where: Mapping[str, Any], data: Mapping[str, Any], *, ttl: TtlArg = UNSET
     ) -> int:
-        """Update every record ``where`` selects; each chunk is one MULTI/EXEC. Returns the count."""
-        changes = parse_changes(self.meta, data)
-        return await self._write_selected(
-            where, lambda locator, test: UpdateOp(locator, changes, ttl, still_matches=test)
-        )
+        """Update every record ``where`` selects, in chunks of 500; returns how many changed."""
+        meta = self.meta
+        changes = parse_changes(meta, data)
+        make = update_op_for(meta, changes, update_expiry(meta.name, ttl))
+        query = parse_query(meta, where)
+        return await write_matching(self._engine, meta, query, matcher(meta, query.where), make)
 
     async def upsert(
         self,
@@ -151,52 +138,58 @@ class Repository(Generic[M]):
         update: Mapping[str, Any],
         *,
         ttl: TtlArg = UNSET,
+        update_ttl: TtlArg = UNSET,
     ) -> M:
-        """Update the record ``where`` finds, or create it from ``where`` merged into ``create``.
+        """Update the record ``where`` finds, or create it from ``create`` merged with ``where``,
+        in one atomic step and one round trip (a counter created on first use and incremented
+        after: ``upsert(where, create={"hits": 1}, update={"hits": {"increment": 1}})``).
 
-        Fields named in ``where`` are the conflict target and cannot be changed by ``update``.
+        Fields named in ``where`` are the conflict target: ``create`` must agree with them and
+        ``update`` cannot change them. ``ttl`` is the life of a record the upsert creates (as in
+        ``create``); ``update_ttl`` what happens to an existing record's expiry (as ``ttl`` in
+        ``update``: by default it is kept, so a rate-limit window never slides). An upsert by id
+        may name the id of a model whose ids are generated: it creates that id only if it is free.
         """
-        locator = unique_locator(self.meta, where)
-        for name in where:
-            if name in update and update[name] != where[name]:
+        meta = self.meta
+        locator = unique_locator(meta, where)
+        if not isinstance(create, Mapping) or not isinstance(update, Mapping):
+            raise ValidationError(f"{meta.name}: upsert takes create and update mappings")
+        for name, value in where.items():
+            if name in create and _text(meta, name, create[name]) != _text(meta, name, value):
                 raise ValidationError(
-                    f"{self.meta.name}.{name} is the upsert's conflict target and cannot change",
-                    meta={"field": name},
+                    f"{meta.name}: create.{name} must match where.{name}",
+                    meta={"model": meta.name, "field": name},
                 )
-        instance = validated(self.meta, {**dict(create), **dict(where)})
-        op = UpdateOp(
-            locator, parse_changes(self.meta, update), ttl, create=instance, create_ttl=ttl
+            if name in update and _text(meta, name, update[name]) != _text(meta, name, value):
+                raise ValidationError(
+                    f"{meta.name}.{name} is the upsert's conflict target and cannot change",
+                    meta={"model": meta.name, "field": name},
+                )
+        if "id" not in where:
+            check_supplied_id(meta, create)  # upsert by id names its id on purpose: create-if-absent
+        instance = model_of(meta, {**dict(create), **dict(where)})
+        create_op = CreateOp(meta, instance, create_expiry(meta.name, ttl, meta.ttl))
+        changes = parse_changes(meta, update)
+        result = await update_one(
+            self._engine, meta, locator, changes, update_expiry(meta.name, update_ttl), create=create_op
         )
-        await self._engine.run([op])
-        result: M = op.result
-        return result
+        assert result is not None
+        upserted: M = result  # type: ignore[assignment]
+        return upserted
 
     async def delete(self, where: Mapping[str, Any]) -> M | None:
-        """Delete one record with its index entries and claims; returns it, or None."""
-        op = DeleteOp(unique_locator(self.meta, where))
+        """Delete one record with its index entries and claims; returns it as it was, or None."""
+        op = DeleteOp(self.meta, unique_locator(self.meta, where))
         await self._engine.run([op])
         result: M | None = op.result
         return result
 
     async def delete_many(self, where: Mapping[str, Any]) -> int:
-        """Delete every record ``where`` selects; each chunk is one MULTI/EXEC. Returns the count."""
-        return await self._write_selected(where, lambda locator, test: DeleteOp(locator, still_matches=test))
-
-    async def _write_selected(
-        self, where: Mapping[str, Any], make_op: Callable[[Locator, RecordTest], WriteOp]
-    ) -> int:
-        """Select the ids, then write them in chunks; each write re-tests ``where`` on the record
-        it read, so one that changed since the selection is skipped, not clobbered."""
+        """Delete every record ``where`` selects, in chunks of 500; returns how many."""
         query = parse_query(self.meta, where)
-        still_matches = matcher(self.meta, query.where)
-        ids = await select_ids(self._backend, self.meta, query)
-        written = 0
-        for start in range(0, len(ids), CREATE_CHUNK):
-            chunk = ids[start : start + CREATE_CHUNK]
-            ops = [make_op(Locator(self.meta, id_text=id_text), still_matches) for id_text in chunk]
-            await self._engine.run(ops)
-            written += sum(op.result is not None for op in ops)
-        return written
+        return await write_matching(
+            self._engine, self.meta, query, matcher(self.meta, query.where), delete_op_for(self.meta)
+        )
 
     async def count(self, where: Mapping[str, Any] | None = None) -> int:
         """Exact number of live records (matching ``where``), expired ones excluded even before
@@ -255,13 +248,12 @@ class Repository(Generic[M]):
 
     # Expiry: sessions, tokens and rate-limit buckets.
 
-    async def touch(self, where: Mapping[str, Any], ttl: timedelta | None = None) -> M | None:
-        """Give a record a fresh life of ``ttl`` (default: the model's ttl), as a sliding session
-        does on each request; its unique claims are extended with it. None if no record matches."""
-        life = ttl or self.meta.ttl
-        if life is None:
-            raise ValidationError(f"{self.meta.name} has no default ttl; pass ttl= to touch")
-        op = UpdateOp(unique_locator(self.meta, where), {}, life)
+    async def touch(self, where: Mapping[str, Any], ttl: TtlArg = UNSET) -> M | None:
+        """Give a record a fresh life, as a sliding session does on each request: ``ttl``
+        (default: the model's ttl; None: never expires). Its unique claims follow it. None if no
+        record matches."""
+        meta = self.meta
+        op = TouchOp(meta, unique_locator(meta, where), touch_expiry(meta.name, ttl, meta.ttl))
         await self._engine.run([op])
         result: M | None = op.result
         return result
@@ -283,7 +275,18 @@ class Repository(Generic[M]):
         """
         swept = 0
         while True:
-            result = await sweep_due(self._backend, self.meta, batch)
-            swept += result.swept
-            if result.examined < batch:
+            done, examined = await sweep_due(self._engine, self.meta, batch)
+            swept += done
+            if examined < batch:
                 return swept
+
+
+def _text(meta: ModelMeta, name: str, value: Any) -> Any:
+    """A where value and a create value agree when they store the same text."""
+    if name == "id":
+        return meta.id_text(value)
+    field = meta.fields.get(name)
+    if field is None:
+        return value
+    text = field.text_of(value)
+    return None if text is None else field.codec.token(text)

@@ -1,9 +1,11 @@
-"""``orm.transaction()``: a unit of work applied in one MULTI/EXEC when the block exits.
+"""``orm.transaction()``: a unit of work applied as one atomic step when the block exits.
 
-What it promises: the queued writes land together or not at all, checked for uniqueness and
-guarded against concurrent writers like any single write. What it does not: reads inside the
-block do not see its queued writes, there is no isolation while the block runs, and once applied
-nothing is rolled back. If the block raises, nothing queued is sent.
+What it promises: the queued writes land together or not at all, in one script call (or one
+MULTI/EXEC on a server without scripts), checked for uniqueness like any single write. What it
+does not: reads inside the block do not see its queued writes, there is no isolation while the
+block runs, and once applied nothing is rolled back. If the block raises, nothing queued is sent.
+An update that must read its record first (see ``Repository.update``) reads it when the block
+exits and is applied only if the record has not changed since.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-from ._engine.writes import UNSET, CreateOp, DeleteOp, TtlArg, UpdateOp, WriteEngine, WriteOp, validated
+from ._engine.lifecycle import changed_record, read_located, validated
+from ._engine.ops import CreateOp, DeleteOp, UpdateOp, WriteOp, diff_changes, plain_changes
+from ._engine.writes import WriteEngine
 from ._errors import OrmError
 from ._model.model import Model
-from ._model.schema import Schema
-from ._query.changes import parse_changes
-from ._query.locate import unique_locator
+from ._model.schema import ModelMeta, Schema
+from ._query.changes import FieldChange, parse_changes
+from ._query.locate import Locator, unique_locator
+from ._query.ttl import UNSET, Expiry, TtlArg, create_expiry, update_expiry
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -26,16 +31,52 @@ T = TypeVar("T")
 class Pending(Generic[T]):
     """The outcome of a queued write, readable once the transaction has been applied."""
 
-    def __init__(self, op: WriteOp) -> None:
-        self._op = op
+    def __init__(self) -> None:
+        self.op: WriteOp | None = None
         self.applied = False
 
     @property
     def value(self) -> T:
         if not self.applied:
             raise OrmError("the transaction has not been applied yet")
-        result: T = self._op.result
+        result: T = None if self.op is None else self.op.result  # type: ignore[assignment]
         return result
+
+
+class _Queued:
+    """A queued update whose operation is built at exit (after reading, where it must read)."""
+
+    def __init__(
+        self,
+        meta: ModelMeta,
+        locator: Locator,
+        changes: Mapping[str, FieldChange],
+        expiry: Expiry,
+        pending: Pending[Any],
+    ) -> None:
+        self.meta = meta
+        self.locator = locator
+        self.changes = changes
+        self.expiry = expiry
+        self.pending = pending
+
+    async def build(self, engine: WriteEngine) -> WriteOp | None:
+        meta = self.meta
+        plain = plain_changes(meta, self.changes)
+        if plain is not None:
+            return UpdateOp(meta, self.locator, plain, self.expiry)
+        found = await read_located(engine.backend, meta, self.locator)
+        if found is None:
+            return None
+        id_text, stored = found
+        updated = changed_record(meta, id_text, stored, self.changes)
+        return UpdateOp(
+            meta,
+            Locator(meta, id_text=id_text),
+            diff_changes(meta, stored, updated),
+            self.expiry,
+            expect=stored,
+        )
 
 
 class TransactionRepository(Generic[M]):
@@ -47,46 +88,63 @@ class TransactionRepository(Generic[M]):
 
     def create(self, data: M | Mapping[str, Any], *, ttl: TtlArg = UNSET) -> M:
         """Queue a create and return the record it will store (its id is already known)."""
-        instance = validated(self._meta, data)
-        self._transaction.queue(CreateOp(self._meta, instance, ttl))
+        meta = self._meta
+        instance = validated(meta, data)
+        self._transaction.queue(CreateOp(meta, instance, create_expiry(meta.name, ttl, meta.ttl)))
         result: M = instance  # type: ignore[assignment]
         return result
 
     def update(
         self, where: Mapping[str, Any], data: Mapping[str, Any], *, ttl: TtlArg = UNSET
     ) -> Pending[M | None]:
-        op = UpdateOp(unique_locator(self._meta, where), parse_changes(self._meta, data), ttl)
-        return self._transaction.queue(op)
+        meta = self._meta
+        pending: Pending[M | None] = Pending()
+        queued = _Queued(
+            meta,
+            unique_locator(meta, where),
+            parse_changes(meta, data),
+            update_expiry(meta.name, ttl),
+            pending,
+        )
+        self._transaction.queue(queued)
+        return pending
 
     def delete(self, where: Mapping[str, Any]) -> Pending[M | None]:
-        return self._transaction.queue(DeleteOp(unique_locator(self._meta, where)))
+        return self._transaction.queue(DeleteOp(self._meta, unique_locator(self._meta, where)))
 
 
 class Transaction:
     def __init__(self, schema: Schema, engine: WriteEngine) -> None:
         self.schema = schema
         self._engine = engine
-        self._ops: list[WriteOp] = []
-        self._pending: list[Pending[Any]] = []
+        self._queue: list[tuple[WriteOp | _Queued, Pending[Any]]] = []
         self._closed = False
 
     def repo(self, model: type[M]) -> TransactionRepository[M]:
         return TransactionRepository(self, model)
 
-    def queue(self, op: WriteOp) -> Pending[Any]:
+    def queue(self, item: WriteOp | _Queued) -> Pending[Any]:
         if self._closed:
             raise OrmError("this transaction has already exited")
-        pending: Pending[Any] = Pending(op)
-        self._ops.append(op)
-        self._pending.append(pending)
+        pending: Pending[Any] = item.pending if isinstance(item, _Queued) else Pending()
+        self._queue.append((item, pending))
         return pending
 
     async def commit(self) -> None:
         self._closed = True
-        if self._ops:
-            await self._engine.run(self._ops)
-        for pending in self._pending:
+        if self._queue:
+            await self._engine.retrying(self._apply)
+        for _, pending in self._queue:
             pending.applied = True
+
+    async def _apply(self) -> None:
+        ops: list[WriteOp] = []
+        for item, pending in self._queue:
+            op = await item.build(self._engine) if isinstance(item, _Queued) else item
+            pending.op = op
+            if op is not None:
+                ops.append(op)
+        await self._engine.run(ops)
 
     async def __aenter__(self) -> Self:
         return self
@@ -101,4 +159,4 @@ class Transaction:
             await self.commit()
         else:
             self._closed = True
-            self._ops.clear()
+            self._queue.clear()

@@ -92,7 +92,7 @@ async def test_the_runtime_detects_a_cluster_and_reports_it(client: aioredis.Red
     orm = await create_orm_from_runtime(schema=SCHEMA, client=client)
     assert isinstance(orm.backend, ClusterBackend)
     assert orm.capabilities.backend_kind == "redis-cluster" and orm.capabilities.supports_cluster
-    assert orm.capabilities.optimistic_guard == "watch" and not orm.capabilities.supports_transactions
+    assert orm.capabilities.optimistic_guard == "script" and not orm.capabilities.supports_transactions
     assert orm.backend.features.server_version >= (6, 2)
 
 
@@ -242,8 +242,8 @@ async def test_a_unit_of_work_across_slots_is_refused_before_anything_is_written
         tx.repo(Member).create(data={"email": "a@x.io"})
         tx.repo(Member).create(data={"email": "b@x.io"})
     assert await members.count() == 2
-    member_key = orm.schema.meta(Member).keys.temporary("x")
-    team_key = orm.schema.meta(Team).keys.temporary("x")
+    member_key = orm.schema.meta(Member).keys.record("x")
+    team_key = orm.schema.meta(Team).keys.record("x")
     with pytest.raises(QueryError, match="one model's keys"):
         await orm.backend.atomic([("SET", member_key, 1), ("SET", team_key, 1)])
     assert await orm.backend.pipeline([("EXISTS", member_key), ("EXISTS", team_key)]) == [0, 0]

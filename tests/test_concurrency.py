@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable
+from decimal import Decimal
 
 import anyio
 import anyio.lowlevel
@@ -12,7 +13,7 @@ import pytest
 
 from redis_orm_async import Orm, Schema, TransactionConflictError, UniqueConstraintError
 
-from .models import Ticket, User
+from .models import Everything, Ticket, User
 
 SCHEMA = Schema([User, Ticket])
 MakeOrm = Callable[..., Orm]
@@ -104,15 +105,17 @@ async def test_a_storm_of_random_writers_leaves_zero_index_drift(make_orm: MakeO
 
 
 async def test_retry_budget_exhaustion_is_a_retryable_conflict(make_orm: MakeOrm) -> None:
-    orm = make_orm(SCHEMA, max_attempts=1)
-    tickets = orm.repo(Ticket)
-    await tickets.create(data={"id": 1, "org": "o", "number": 0})
+    """A Decimal counter is read, computed and written back guarded by what was read: with one
+    attempt each, concurrent writers collide, and each collision is a retryable error."""
+    orm = make_orm(Schema([Everything]), max_attempts=1)
+    rows = orm.repo(Everything)
+    row = await rows.create(data={"price": Decimal(0)})
     conflicts: list[TransactionConflictError] = []
 
     async def bump() -> None:
         for _ in range(30):
             try:
-                await tickets.update(where={"id": 1}, data={"number": {"increment": 1}})
+                await rows.update(where={"id": row.id}, data={"price": {"increment": Decimal(1)}})
             except TransactionConflictError as exc:
                 conflicts.append(exc)
 
@@ -121,13 +124,13 @@ async def test_retry_budget_exhaustion_is_a_retryable_conflict(make_orm: MakeOrm
             group.start_soon(bump)
     assert conflicts, "16 writers with one attempt each must collide at least once"
     assert all(c.retryable and c.code == "transaction_conflict" for c in conflicts)
-    final = await tickets.find_unique(where={"id": 1})
-    assert final is not None and final.number == 16 * 30 - len(conflicts)
+    final = await rows.find_unique(where={"id": row.id})
+    assert final is not None and final.price == 16 * 30 - len(conflicts)
 
 
 @pytest.mark.parametrize("tasks", [16])
 async def test_guarded_read_modify_writes_land_exactly(make_orm: MakeOrm, tasks: int) -> None:
-    """Ticket.number is part of a compound unique, so increments take the guarded path."""
+    """Ticket.number is part of a compound unique: each increment moves its claim too."""
     orm = make_orm(SCHEMA, max_attempts=10_000)
     tickets = orm.repo(Ticket)
     await tickets.create(data={"id": 1, "org": "o", "number": 0})

@@ -17,6 +17,7 @@ from redis_orm_async import (
     OrmError,
     QueryError,
     Schema,
+    TransactionConflictError,
     UniqueConstraintError,
     ValidationError,
 )
@@ -320,23 +321,25 @@ async def test_every_error_names_the_backend(make_orm: MakeOrm) -> None:
         assert caught.value.backend_kind == kind, repr(caught.value)
 
 
-async def test_a_bulk_write_skips_a_record_that_stopped_matching_before_its_write(make_orm: MakeOrm) -> None:
-    """update_many/delete_many select ids, then re-test the where on each record inside its
-    guarded write: here the record changes between the selection and the write."""
-    from redis_orm_async._engine.writes import DeleteOp, UpdateOp
+async def test_a_bulk_write_never_clobbers_a_record_that_changed_after_it_was_read(make_orm: MakeOrm) -> None:
+    """update_many/delete_many read each record, test the where on it, and send the write with the
+    record as read: here the record changes between the read and the write, so nothing is written
+    and the bulk write reads it again."""
+    from redis_orm_async._engine.ops import DeleteOp, UpdateOp, plain_changes
     from redis_orm_async._query.locate import Locator
-    from redis_orm_async._query.match import matcher
-    from redis_orm_async._query.parse import parse_query
 
     orm = make_orm(SCHEMA)
     users = orm.repo(User)
     user = await users.create(data={"email": "m@x.io", "age": 1, "status": "active"})
     meta = orm.schema.meta(User)
-    active = matcher(meta, parse_query(meta, {"status": "active"}).where)
-    await users.update(where={"id": user.id}, data={"status": "banned"})  # after the selection
-    update = UpdateOp(Locator(meta, id_text=user.id), parse_changes(meta, {"age": 99}), still_matches=active)
-    delete = DeleteOp(Locator(meta, id_text=user.id), still_matches=active)
-    await orm.engine.run([update, delete])
-    assert update.result is None and delete.result is None
+    as_read = await orm.backend.execute(("HGETALL", meta.keys.record(user.id)))
+    await users.update(where={"id": user.id}, data={"status": "banned"})  # after the read
+    changes = plain_changes(meta, parse_changes(meta, {"age": 99}))
+    assert changes is not None
+    locator = Locator(meta, id_text=user.id)
+    for op in (UpdateOp(meta, locator, changes, expect=as_read), DeleteOp(meta, locator, expect=as_read)):
+        with pytest.raises(TransactionConflictError) as caught:
+            await orm.engine.run([op])
+        assert caught.value.retryable
     assert await users.find_unique(where={"id": user.id}) == user.model_copy(update={"status": "banned"})
     assert await users.update_many(where={"status": "banned"}, data={"age": 5}) == 1

@@ -42,4 +42,4 @@ async def test_quickstart_runs(redis_server: EmbeddedRedis, raw: object) -> None
 async def test_upstash_example_runs(upstash_server: UpstashRestServer, raw: object) -> None:
     example = load_example("docs/examples/upstash.py")
     result = await example.main(upstash_server.url, upstash_server.token)
-    assert result == {"same": True, "age": 37, "violated": "email", "count": 1, "guard": "lua-compare"}
+    assert result == {"same": True, "age": 37, "violated": "email", "count": 1, "guard": "script"}

@@ -192,7 +192,8 @@ async def test_reads_without_scripting_answer_like_the_script(make_orm: MakeOrm,
 async def test_a_server_that_refuses_scripts_still_answers_every_read(
     redis_server: EmbeddedRedis, raw: aioredis.Redis
 ) -> None:
-    """A real ACL user without @scripting: reads fall back to plain commands."""
+    """A real ACL user without @scripting: the first refused script turns the ORM's scripting
+    off, and reads (the very first one included) answer with plain commands."""
     name, password = f"reader{secrets.token_hex(4)}", secrets.token_urlsafe(12)
     await raw.acl_setuser(name, enabled=True, passwords=[f"+{password}"], keys=["*"],
                           channels=["*"], categories=["+@all", "-@scripting"])  # fmt: skip
@@ -205,8 +206,9 @@ async def test_a_server_that_refuses_scripts_still_answers_every_read(
         scripted = await exercise(owner, seeded)
         with pytest.raises(Exception, match=r"NOPERM|permission"):
             await limited_client.execute_command("SCRIPT", "EXISTS", UNIQUE_SCRIPT.sha)
-        limited.backend.features = dataclasses.replace(limited.backend.features, scripting=False)
+        assert limited.capabilities.supports_scripting, "nothing refused yet"
         assert await exercise(limited, seeded) == scripted
+        assert not limited.capabilities.supports_scripting
     finally:
         await owner_client.aclose()
         await limited_client.aclose()

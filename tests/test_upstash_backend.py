@@ -27,12 +27,7 @@ from redis_orm_async import (
     create_orm,
     create_orm_from_runtime,
 )
-from redis_orm_async._backends.upstash import (
-    GUARD_SCRIPT,
-    MAX_SCRIPT_ARGS,
-    UpstashBackend,
-    map_upstash_error,
-)
+from redis_orm_async._backends.upstash import UpstashBackend, map_upstash_error
 from redis_orm_async._demo import run_demo
 from redis_orm_async.testing import EmbeddedRedis, UpstashRestServer, free_port
 
@@ -53,7 +48,7 @@ async def test_runtime_helpers_detect_upstash(upstash_server: UpstashRestServer,
     orm = await bootstrap_database(schema=SCHEMA, client=client)
     assert isinstance(orm.backend, UpstashBackend)
     caps = orm.capabilities
-    assert caps.backend_kind == "upstash" and caps.optimistic_guard == "lua-compare"
+    assert caps.backend_kind == "upstash" and caps.optimistic_guard == "script"
     assert caps.supports_optimistic_concurrency and caps.supports_scripting
     assert caps.supports_transactions is False and caps.supports_cluster is False
     assert await orm.repo(User).count() == 0
@@ -197,22 +192,21 @@ async def test_binary_arguments_are_refused_clearly(upstash_server: UpstashRestS
     await client.close()
 
 
-async def test_a_guarded_write_too_long_for_lua_is_refused_before_io(
+async def test_without_watch_a_read_then_write_is_refused_clearly(
     upstash_server: UpstashRestServer, raw: aioredis.Redis
 ) -> None:
-    """A capability difference: inside the guard script one command holds at most
-    ``MAX_SCRIPT_ARGS`` arguments (Lua's unpack limit); redis-py's MULTI/EXEC has no such limit."""
+    """A capability difference: Upstash's REST API has no WATCH, so writes run as scripts and the
+    WATCH fallback that a Redis server without scripts gets does not exist here."""
     client = upstash_client(upstash_server)
     backend = UpstashBackend(client)
-    members = [str(n) for n in range(MAX_SCRIPT_ARGS)]
-    with pytest.raises(BackendError, match="too long for the guard script"):
-        await backend.guarded(["s"], [("GET", "s")], lambda replies: [("SADD", "s", *members)])
-    assert await raw.exists("s") == 0
-    assert await backend.atomic([("SADD", "s", *members)]) == [MAX_SCRIPT_ARGS]
+    assert backend.features.watch is False
+    with pytest.raises(BackendError, match="no WATCH"):
+        await backend.guarded(["{t}s"], [("GET", "{t}s")], lambda replies: [("SET", "{t}s", "1")])
+    assert await raw.exists("{t}s") == 0
     await client.close()
 
 
-async def test_writes_use_the_cached_guard_script(
+async def test_writes_cost_one_round_trip_and_survive_a_script_flush(
     upstash_server: UpstashRestServer, raw: aioredis.Redis
 ) -> None:
     client = upstash_client(upstash_server)
@@ -222,11 +216,10 @@ async def test_writes_use_the_cached_guard_script(
     await raw.script_flush()  # a failover or SCRIPT FLUSH: the adapter reloads the script once
     before = orm.backend.stats.round_trips
     await users.create(data={"email": "b@x.io", "age": 1})
-    assert orm.backend.stats.round_trips - before == 3
-    assert GUARD_SCRIPT.source.strip().startswith("local")
+    assert orm.backend.stats.round_trips - before == 2
     before = orm.backend.stats.round_trips
     await users.create(data={"email": "c@x.io", "age": 1})
-    assert orm.backend.stats.round_trips - before == 2
+    assert orm.backend.stats.round_trips - before == 1
     assert await users.count() == 3 and (await orm.audit(User)).ok
     await client.close()
 
@@ -235,7 +228,7 @@ async def test_demo_runs_on_upstash(redis_server: EmbeddedRedis, raw: object) ->
     lines: list[str] = []
     await run_demo(redis_server.url, backend="upstash", say=lines.append)
     text = "\n".join(lines)
-    assert "connected to upstash" in text and "optimistic_guard='lua-compare'" in text
+    assert "connected to upstash" in text and "optimistic_guard='script'" in text
     assert "consumed once:    True; twice: None" in text and text.count("ok=True") == 3
 
 

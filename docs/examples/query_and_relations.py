@@ -11,7 +11,7 @@ from redis_orm_async import BelongsTo, Field, HasMany, Model, Schema, belongs_to
 
 class Author(Model):
     name: str = Field(lex=True)  # lex: startswith is answered by an index
-    country: str = Field(index=True)  # equality index: a SET per value
+    country: str = Field(index=True)  # equality index: a ZSET of ids per value, in id order
     posts: ClassVar[HasMany[Post]] = has_many("Post", foreign_key="author_id")
 
 

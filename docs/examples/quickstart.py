@@ -26,7 +26,7 @@ async def main(url: str) -> dict[str, object]:
     except UniqueConstraintError as exc:
         violated = exc.constraint  # "email"
 
-    async with orm.transaction() as tx:  # queued writes land in one MULTI/EXEC at exit
+    async with orm.transaction() as tx:  # queued writes land together, in one atomic step, at exit
         tx.repo(User).create(data={"email": "bob@example.com", "age": 41})
         tx.repo(User).delete(where={"id": ada.id})
 

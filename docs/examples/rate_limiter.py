@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from datetime import timedelta
 
-from redis_orm_async import Field, Model, Orm, UniqueConstraintError
+from redis_orm_async import Field, Model, Orm
 
 
 class RateBucket(Model, key_prefix="rate"):
@@ -18,8 +17,9 @@ async def allow(orm: Orm, who: str, limit: int, window: timedelta) -> bool:
     """True for the first ``limit`` calls of ``who`` in the current window, False after."""
     seconds = window.total_seconds()
     bucket_id = f"{who}:{int(time.time() // seconds)}"
-    buckets = orm.repo(RateBucket)
-    with contextlib.suppress(UniqueConstraintError):  # another request may have opened it first
-        await buckets.create(data={"id": bucket_id}, ttl=window)
-    counted = await buckets.update(where={"id": bucket_id}, data={"hits": {"increment": 1}})
-    return counted is not None and counted.hits <= limit
+    # one round trip: the first call creates the bucket with the window as its life, the next
+    # ones add one to it and leave its expiry alone
+    counted = await orm.repo(RateBucket).upsert(
+        where={"id": bucket_id}, create={"hits": 1}, update={"hits": {"increment": 1}}, ttl=window
+    )
+    return counted.hits <= limit

@@ -32,7 +32,7 @@ async def main(url: str, token: str) -> dict[str, object]:
         tx.repo(User).create(data={"email": "bob@example.com", "age": 41})
         tx.repo(User).delete(where={"id": ada.id})
 
-    guard = orm.capabilities.optimistic_guard  # "lua-compare": Upstash has no WATCH
+    guard = orm.capabilities.optimistic_guard  # "script": every write is one atomic script call
     result: dict[str, object] = {
         "same": same == ada, "age": older.age if older else None, "violated": violated,
         "count": await users.count(), "guard": guard,

@@ -29,7 +29,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from .._errors import BackendError, BackendUnavailableError, OrmError, QueryError
 from .protocol import BackendFeatures, Command, CommandStats, WritePlan
-from .redispy import PackedExchange, map_redis_error, server_version
+from .redispy import PackedExchange, map_redis_error
 
 KIND = "redis-cluster"
 T = TypeVar("T")
@@ -130,17 +130,11 @@ class ClusterBackend(PackedExchange):
         self._owns_client = owns_client
         self._limits: dict[str, anyio.Semaphore] = {}
         self._stale = False
+        self._loaded = set()
         self.cluster_stats = ClusterCommandStats()
         """``stats`` typed with the per-node counter too."""
         self.stats: CommandStats = self.cluster_stats
-        self.features = BackendFeatures(kind=KIND, optimistic_guard="watch", cluster=True)
-
-    async def detect(self) -> None:
-        """Check the connection and record the server version (6.2 is the baseline)."""
-        version = server_version(await self.execute(("INFO", "server")))
-        self.features = BackendFeatures(
-            kind=KIND, optimistic_guard="watch", cluster=True, server_version=version
-        )
+        self.features = BackendFeatures(kind=KIND, cluster=True)
 
     def _error(self, exc: BaseException) -> OrmError:
         return map_cluster_error(exc)
@@ -198,6 +192,8 @@ class ClusterBackend(PackedExchange):
             try:
                 async with self._lease(connection):
                     await node.disconnect_if_needed(connection)  # marked stale by a topology refresh
+                    if not self._connected:
+                        await self._learn_server(connection)
                     yield connection
             finally:
                 node.release(connection)
@@ -220,6 +216,8 @@ class ClusterBackend(PackedExchange):
 
     async def execute(self, command: Command) -> Any:
         key = routing_key(command)
+        if str(command[0]).upper() in SCRIPT_COMMANDS and key is not None:
+            self._unit_slot((), [str(k) for k in command[3 : 3 + int(command[2])]])
         if str(command[0]).upper() == "SCAN" and not (key and has_hash_tag(key)):
             raise QueryError(
                 f"on Redis Cluster {str(command[0]).upper()} needs a pattern with a hash tag, so "

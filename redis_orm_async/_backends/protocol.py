@@ -9,10 +9,12 @@ already one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from .._errors import BackendError
 from .._scripts import Script
 
 Arg = str | int | float
@@ -40,17 +42,53 @@ class BackendFeatures:
     """What one backend can do; folded into the ORM's capability object."""
 
     kind: str
-    optimistic_guard: str
-    """How ``guarded`` keeps read-then-write safe: ``"watch"`` or ``"lua-compare"``."""
+    watch: bool = True
+    """WATCH/MULTI/EXEC works, so writes have a fallback when the server refuses scripts."""
     cluster: bool = False
     scripting: bool = True
+    """False once the server has refused a script (an ACL without @scripting, say)."""
     server_version: tuple[int, ...] = ()
+    maxmemory_policy: str = ""
+
+
+class ScriptsRefused(BackendError):
+    """The server refuses Lua scripts; callers switch to their plain-command path."""
+
+
+ServerCheck = Callable[[BackendFeatures], None]
+"""Called once an adapter has learned what its server is; it may warn, or raise to refuse it."""
+
+
+def info_field(info: Any, name: str) -> str:
+    """One ``name:value`` line of an ``INFO`` reply ("" when absent)."""
+    head = name + ":"
+    for line in str(info).splitlines():
+        if line.startswith(head):
+            return line[len(head) :].strip()
+    return ""
+
+
+def server_features(base: BackendFeatures, server_info: Any, memory_info: Any) -> BackendFeatures:
+    """``base`` with what ``INFO server`` and ``INFO memory`` say (6.2 is the baseline)."""
+    parts = info_field(server_info, "redis_version").split(".")
+    version = tuple(int(part) for part in parts if part.isdigit())
+    policy = info_field(memory_info, "maxmemory_policy")
+    return dataclasses.replace(base, server_version=version, maxmemory_policy=policy)
+
+
+def refuses_scripts(reply: str) -> bool:
+    """Whether an error reply to EVAL/EVALSHA says that scripts are not allowed at all."""
+    text = reply.lower()
+    refused = ("noperm", "no permission", "unknown command", "disabled")
+    return any(word in text for word in refused) and "eval" in text
 
 
 @runtime_checkable
 class Backend(Protocol):
     features: BackendFeatures
     stats: CommandStats
+    on_connect: ServerCheck | None
+    """Run once the adapter has asked the server what it is (before its first command's reply)."""
 
     async def execute(self, command: Command) -> Any:
         """Run one command."""
@@ -115,6 +153,7 @@ def normalize_reply(command: Command, reply: Any) -> Any:
         isinstance(value, list)
         and value
         and isinstance(value[0], list)
+        and str(command[0]).upper().startswith("Z")
         and any(isinstance(arg, str) and arg.upper() == "WITHSCORES" for arg in command)
     ):
         return [item for pair in value for item in pair]

@@ -8,6 +8,7 @@ converted here and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,7 +25,18 @@ from .._errors import (
     OrmError,
 )
 from .._scripts import Script
-from .protocol import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
+from .protocol import (
+    Arg,
+    BackendFeatures,
+    Command,
+    CommandStats,
+    ScriptsRefused,
+    ServerCheck,
+    WritePlan,
+    normalize_reply,
+    refuses_scripts,
+    server_features,
+)
 
 KIND = "redis"
 
@@ -35,6 +47,13 @@ def map_redis_error(exc: BaseException, kind: str = KIND) -> OrmError:
         return exc
     if isinstance(exc, redis_errors.AuthenticationError | redis_errors.AuthorizationError):
         return AuthenticationError(f"{kind} refused the credentials", backend_kind=kind, cause=exc)
+    if isinstance(exc, redis_errors.OutOfMemoryError) or "OOM command not allowed" in str(exc):
+        return BackendError(
+            f"{kind} is at its maxmemory limit and refused a write that needs memory; nothing was "
+            "written (reads go on; free memory or raise maxmemory)",
+            backend_kind=kind,
+            cause=exc,
+        )
     if isinstance(exc, redis_errors.ResponseError):
         text = str(exc)
         if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
@@ -47,14 +66,6 @@ def map_redis_error(exc: BaseException, kind: str = KIND) -> OrmError:
             f"{kind} is unavailable: {exc or type(exc).__name__}", backend_kind=kind, cause=exc
         )
     return BackendError(f"{kind} error: {exc!r}", backend_kind=kind, cause=exc)
-
-
-def server_version(info: Any) -> tuple[int, ...]:
-    """``redis_version`` from an ``INFO server`` reply (6.2 is the baseline)."""
-    for line in str(info).splitlines():
-        if line.startswith("redis_version:"):
-            return tuple(int(p) for p in line.split(":", 1)[1].split(".") if p.isdigit())
-    return ()
 
 
 _NOTHING_TO_WRITE = Exception("nothing to write")
@@ -70,6 +81,10 @@ class PackedExchange:
 
     kind: str = KIND
     stats: CommandStats
+    features: BackendFeatures
+    on_connect: ServerCheck | None = None
+    _connected = False
+    _loaded: set[str]
     _client: Any
     _owns_client: bool
 
@@ -109,9 +124,21 @@ class PackedExchange:
         return replies
 
     async def _exchange(self, connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
-        """One counted round trip."""
+        """One counted round trip; the first one of the adapter asks the server what it is."""
+        if not self._connected:
+            await self._learn_server(connection)
         self.stats.record(len(commands))
         return await self._round_trip(connection, commands)
+
+    async def _learn_server(self, connection: AbstractConnection) -> None:
+        """Version and eviction policy, once, on the connection about to be used (not counted in
+        ``stats``, which counts the work of operations)."""
+        replies = await self._round_trip(connection, [("INFO", "server"), ("INFO", "memory")])
+        server, memory = self._raise_first(replies)
+        self.features = server_features(self.features, server, memory)
+        if self.on_connect is not None:
+            self.on_connect(self.features)
+        self._connected = True
 
     async def _transaction(
         self, connection: AbstractConnection, commands: Sequence[Command]
@@ -156,12 +183,28 @@ class PackedExchange:
             await self._client.aclose()
 
     async def eval(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """EVALSHA once this adapter has sent the script; EVAL (which loads it) the first time and
+        after NOSCRIPT (a restart, a failover, SCRIPT FLUSH), so every call is one round trip
+        but the one after a flush."""
         try:
-            return await self.execute(("EVALSHA", script.sha, len(keys), *keys, *args))
+            if script.sha in self._loaded:
+                try:
+                    return await self.execute(("EVALSHA", script.sha, len(keys), *keys, *args))
+                except BackendError as exc:
+                    if not isinstance(exc.cause, redis_errors.NoScriptError):
+                        raise
+            result = await self.execute(("EVAL", script.source, len(keys), *keys, *args))
+            self._loaded.add(script.sha)
+            return result
         except BackendError as exc:
-            if not isinstance(exc.cause, redis_errors.NoScriptError):
+            if not refuses_scripts(str(exc.cause)):
                 raise
-        return await self.execute(("EVAL", script.source, len(keys), *keys, *args))
+            self.features = dataclasses.replace(self.features, scripting=False)
+            raise ScriptsRefused(
+                f"{self.kind} refuses Lua scripts; writes fall back to WATCH/MULTI/EXEC",
+                backend_kind=self.kind,
+                cause=exc.cause,
+            ) from exc
 
 
 class RedisBackend(PackedExchange):
@@ -176,13 +219,9 @@ class RedisBackend(PackedExchange):
         bounded = limit if isinstance(limit, int) and 0 < limit < 2**31 else 2**16
         self._slots = anyio.Semaphore(bounded, fast_acquire=True)
         self._owns_client = owns_client
+        self._loaded = set()
         self.stats = CommandStats()
-        self.features = BackendFeatures(kind=KIND, optimistic_guard="watch")
-
-    async def detect(self) -> None:
-        """Check the connection and record the server version (6.2 is the baseline)."""
-        version = server_version(await self.execute(("INFO", "server")))
-        self.features = BackendFeatures(kind=KIND, optimistic_guard="watch", server_version=version)
+        self.features = BackendFeatures(kind=KIND)
 
     async def _checkout(self) -> AbstractConnection:
         try:

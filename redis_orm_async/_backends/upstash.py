@@ -8,20 +8,9 @@ SMEMBERS' lists and HGETALL's dicts never happen), and text arguments cannot hit
 falsy values, bools becoming ``true``, ``bytes`` raising ``TypeError`` or ``inf`` raising
 ``ValueError``.
 
-**The guard.** Upstash's REST API has no WATCH, so ``guarded`` keeps the read-then-write
-invariant with a compare-and-apply Lua script (Upstash runs EVAL atomically, like Redis):
-
-1. the reads go out in one ``/pipeline`` request, and ``plan`` turns their replies into writes;
-2. one ``EVALSHA`` of ``GUARD_SCRIPT`` carries the same reads, the replies the pipeline saw
-   (type-tagged, see ``expect``) and the writes; the script re-runs the reads, and only if every
-   reply is unchanged does it run the writes, all inside one atomic script run;
-3. otherwise it answers "conflict", ``guarded`` returns ``None`` and the write engine re-reads
-   and retries, exactly as after a failed WATCH.
-
-That is two round trips per write, as with WATCH + MULTI/EXEC on redis-py. It compares values,
-not versions, so a key that changed and changed back does not abort the write: harmless, since
-the plan depends only on the values it read. ``TIME`` is not re-run (it always differs), and a
-HASH is compared as a map, since its field order may change while it is rehashed.
+**Writes** run as Lua scripts (one ``EVALSHA`` each, which Upstash runs atomically, like Redis).
+Upstash's REST API has no WATCH, so a service that refused scripts could not be written to
+safely: ``guarded`` says so instead of pretending.
 
 **Errors** are converted in ``map_upstash_error``; the token is scrubbed from every message and
 never shown in ``repr``. The client raises ``AttributeError`` when the server refuses a whole
@@ -30,6 +19,7 @@ batch (a bad token, an unreachable redis, EXECABORT); the adapter then asks with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,8 +29,19 @@ import anyio
 import httpx
 
 from .._errors import AuthenticationError, BackendError, BackendUnavailableError, OrmError
-from .._scripts import Script, load
-from .protocol import Arg, BackendFeatures, Command, CommandStats, WritePlan, normalize_reply
+from .._scripts import Script
+from .protocol import (
+    Arg,
+    BackendFeatures,
+    Command,
+    CommandStats,
+    ScriptsRefused,
+    ServerCheck,
+    WritePlan,
+    normalize_reply,
+    refuses_scripts,
+    server_features,
+)
 
 try:
     from upstash_redis.errors import UpstashError
@@ -53,20 +54,6 @@ except ImportError:  # pragma: no cover - the adapter is only built for an upsta
 KIND = "upstash"
 T = TypeVar("T")
 
-GUARD_SCRIPT = load("guard")
-"""Compare-and-apply: re-run the reads, compare with what the caller saw, then run the writes.
-
-ARGV holds ``#reads``, then per read a mode (``x`` skip, else the compare tag's command) with
-``#args, args...`` and the expected reply, then ``#writes`` and per write ``#args, args...``.
-Writes run with ``pcall`` so that, as in MULTI/EXEC, one failing command does not stop the
-others; the first error is reported. Answers ``{0}`` (conflict), ``{1, replies...}`` or
-``{2, index, error}``."""
-
-MAX_SCRIPT_ARGS = 7000
-"""Lua's ``unpack`` stops near 8000 values, so no command inside the guard script may be longer."""
-_SKIPPED_READS = frozenset({"TIME"})
-_MAP_READS = frozenset({"HGETALL"})
-_UNORDERED_READS = frozenset({"SMEMBERS", "SINTER", "SUNION", "SDIFF", "HKEYS", "HVALS"})
 _UNAVAILABLE_REPLIES = ("ERR failed to talk to redis", "LOADING", "MASTERDOWN", "TRYAGAIN")
 _AUTH_REPLIES = ("Unauthorized", "WRONGPASS", "NOAUTH", "NOPERM")
 
@@ -107,74 +94,6 @@ def wire(command: Command) -> list[str]:
     return [arg_text(command[0]).lower(), *(arg_text(arg) for arg in command[1:])]
 
 
-def expect(value: Any, out: list[str], mode: str = "v") -> None:
-    """Append the type-tagged encoding of one reply that ``GUARD_SCRIPT`` compares against."""
-    if mode == "m" and isinstance(value, dict):
-        value = [part for pair in value.items() for part in pair]
-    if mode in ("m", "u") and isinstance(value, list):
-        out.extend((mode, str(len(value))))
-        for item in value:
-            if not isinstance(item, str):
-                raise BackendError(f"guard cannot compare a {type(item).__name__} member", backend_kind=KIND)
-            out.append(item)
-    elif value is None:
-        out.append("n")
-    elif isinstance(value, str):
-        out.extend(("s", value))
-    elif isinstance(value, int) and not isinstance(value, bool):
-        out.extend(("i", str(value)))
-    elif isinstance(value, list):
-        out.extend(("a", str(len(value))))
-        for item in value:
-            expect(item, out)
-    else:
-        raise BackendError(f"guard cannot compare a {type(value).__name__} reply", backend_kind=KIND)
-
-
-def _split_reads(reads: Sequence[Command], replies: Sequence[Any]) -> list[tuple[Command, Any]]:
-    """Cut an MGET too long for Lua's ``unpack`` into pieces, each with its slice of the reply."""
-    pairs: list[tuple[Command, Any]] = []
-    for read, reply in zip(reads, replies, strict=True):
-        if arg_text(read[0]).upper() == "MGET" and isinstance(reply, list) and len(read) > MAX_SCRIPT_ARGS:
-            keys = read[1:]
-            for start in range(0, len(keys), MAX_SCRIPT_ARGS - 1):
-                stop = start + MAX_SCRIPT_ARGS - 1
-                pairs.append((("MGET", *keys[start:stop]), reply[start:stop]))
-        else:
-            pairs.append((read, reply))
-    return pairs
-
-
-def _command_args(command: Command) -> list[str]:
-    args = wire(command)
-    if len(args) > MAX_SCRIPT_ARGS:
-        raise BackendError(
-            f"upstash: a {args[0].upper()} of {len(args)} arguments is too long for the guard "
-            f"script (at most {MAX_SCRIPT_ARGS}); write fewer records or fields at once",
-            backend_kind=KIND,
-        )
-    return [str(len(args)), *args]
-
-
-def guard_args(reads: Sequence[Command], replies: Sequence[Any], writes: Sequence[Command]) -> list[str]:
-    """ARGV of ``GUARD_SCRIPT``: the reads with the replies they gave, then the writes."""
-    pairs = _split_reads(reads, replies)
-    out = [str(len(pairs))]
-    for read, reply in pairs:
-        name = arg_text(read[0]).upper()
-        if name in _SKIPPED_READS:
-            out.append("x")
-            continue
-        mode = "m" if name in _MAP_READS else "u" if name in _UNORDERED_READS else "v"
-        out.append(mode)
-        out.extend(_command_args(read))
-        expect(reply, out, mode)
-    out.append(str(len(writes)))
-    for write in writes:
-        out.extend(_command_args(write))
-    return out
-
-
 def _token_of(client: Any) -> str:
     headers = getattr(client, "_headers", None)
     header = headers.get("Authorization", "") if isinstance(headers, dict) else ""
@@ -209,6 +128,12 @@ def map_upstash_error(exc: BaseException, secret: str = "") -> OrmError:
         if text.startswith(_AUTH_REPLIES):
             return AuthenticationError(
                 f"upstash refused the token ({text.split(' ', 1)[0]}); check the REST URL and token",
+                backend_kind=KIND,
+                cause=exc,
+            )
+        if "OOM command not allowed" in text:
+            return BackendError(
+                "upstash is at its memory limit and refused a write that needs memory; nothing was written",
                 backend_kind=KIND,
                 cause=exc,
             )
@@ -272,15 +197,35 @@ class UpstashBackend:
         self._owns_client = owns_client
         self._loaded: set[str] = set()
         self.stats = CommandStats()
-        self.features = BackendFeatures(kind=KIND, optimistic_guard="lua-compare")
+        self.features = BackendFeatures(kind=KIND, watch=False)
+        self.on_connect: ServerCheck | None = None
+        self._connected = False
 
     def __repr__(self) -> str:
         url = str(getattr(self._client, "_url", "?")).split("?", 1)[0]
         return f"<UpstashBackend {_scrub(url, self._secret)} token=***>"
 
-    async def detect(self) -> None:
-        """Check the URL and token with a PING; Upstash has no INFO that reports a version."""
-        await self.ping()
+    async def _learn_server(self) -> None:
+        """The server's version and eviction policy, once, where ``INFO`` answers (not counted in
+        ``stats``); a service that refuses ``INFO`` keeps the defaults."""
+        self._connected = True
+        batch = self._client.pipeline()
+        batch.execute(["info", "server"])
+        batch.execute(["info", "memory"])
+        try:
+            server, memory = await self._send(batch.exec)
+        except (AuthenticationError, BackendUnavailableError):
+            self._connected = False
+            raise
+        except BackendError:
+            return
+        self.features = server_features(self.features, server, memory)
+        if self.on_connect is not None:
+            try:
+                self.on_connect(self.features)
+            except BaseException:
+                self._connected = False
+                raise
 
     def _map(self, exc: BaseException) -> OrmError:
         return map_upstash_error(exc, self._secret)
@@ -299,12 +244,16 @@ class UpstashBackend:
             raise error from error.cause
 
     async def execute(self, command: Command) -> Any:
+        if not self._connected:
+            await self._learn_server()
         body = wire(command)
         self.stats.record(1)
         reply = await self._send(lambda: self._client.execute(body))
         return normalize_reply(command, reply)
 
     async def _batch(self, commands: Sequence[Command], *, atomic: bool) -> list[Any]:
+        if not self._connected:
+            await self._learn_server()
         bodies = [wire(command) for command in commands]
         batch = self._client.multi() if atomic else self._client.pipeline()
         for body in bodies:
@@ -347,23 +296,12 @@ class UpstashBackend:
     async def guarded(
         self, watch: Sequence[str], reads: Sequence[Command], plan: WritePlan
     ) -> list[Any] | None:
-        replies = await self.pipeline(reads)
-        writes = list(plan(replies))
-        if not writes:
-            return []
-        if not reads:
-            return await self.atomic(writes)
-        outcome = await self.eval(GUARD_SCRIPT, list(watch), guard_args(reads, replies, writes))
-        if not isinstance(outcome, list) or not outcome or outcome[0] not in (0, 1, 2):
-            raise BackendError(f"upstash guard script answered {outcome!r}", backend_kind=KIND)
-        if outcome[0] == 0:
-            return None
-        if outcome[0] == 2:
-            index, message = outcome[1], _scrub(str(outcome[2]), self._secret)
-            raise BackendError(
-                f"upstash error in write {index} of {len(writes)}: {message}", backend_kind=KIND
-            )
-        return list(outcome[1:])
+        """Upstash's REST API has no WATCH: writes run as scripts, and a service that refuses
+        scripts cannot be written to safely."""
+        raise BackendError(
+            "upstash has no WATCH, so writes need Lua scripts, and this server refuses them",
+            backend_kind=KIND,
+        )
 
     async def eval(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """EVALSHA once the script is known to be loaded; EVAL (which loads it) first and after
@@ -375,7 +313,15 @@ class UpstashBackend:
             except BackendError as exc:
                 if not str(exc.cause).startswith("NOSCRIPT"):
                     raise
-        result = await self.execute(("EVAL", script.source, *tail))
+        try:
+            result = await self.execute(("EVAL", script.source, *tail))
+        except BackendError as exc:
+            if not refuses_scripts(str(exc.cause)):
+                raise
+            self.features = dataclasses.replace(self.features, scripting=False)
+            raise ScriptsRefused(
+                "upstash refuses Lua scripts, which its writes need", backend_kind=KIND, cause=exc.cause
+            ) from exc
         self._loaded.add(script.sha)
         return result
 

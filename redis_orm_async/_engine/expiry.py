@@ -2,73 +2,44 @@
 
 Redis drops an expired record's HASH and its unique claims by itself: both carry the same
 ``PXAT``, so a token value is free again the moment its record expires, and a claim that still
-points at a vanished record is treated as stale and taken over. What Redis cannot drop are the
-record's entries in the shared index keys. Every expiring record therefore has an entry in the
-model's expiry ZSET (scored by its expiry time in ms) and a "ghost" (the index keys that hold it).
-A sweep drains the expiry ZSET up to the server's clock and removes each dead record's entries,
-in one Lua script per batch so that it is atomic against concurrent writers on every backend.
-Reads that meet an id whose record is gone call the same cleanup for those ids (lazy cleanup),
-and ``count`` subtracts expired-but-unswept ids, so results are exact before any sweep runs.
+points at a vanished record is stale and taken over by the next writer. What Redis cannot drop are
+the record's entries in the shared index keys. Those are removed from the record's state line,
+which outlives the record: by every write of the model (a few due records each, see
+``SWEEP_PER_WRITE``), by ``sweep``, and by reads that met an expired id (``clean_ids``). Reads and
+``count`` are exact before any of that runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .._backends.protocol import Backend
+from .._errors import BackendError
 from .._model.schema import ModelMeta
-from .._model.state import LEX_SEPARATOR, IndexEntries
-from .._scripts import load
-
-GHOST_SET = "S"
-GHOST_LEX = "L"
+from .ops import CleanOp, SweepOp
+from .writes import WriteEngine
 
 
-def ghost_payload(meta: ModelMeta, record_key: str, entries: IndexEntries) -> str:
-    """Newline-separated lines: ``R<record key>``, ``S<set key>``, ``L<lex key>\\0<escaped text>``.
+async def sweep_due(engine: WriteEngine, meta: ModelMeta, limit: int) -> tuple[int, int]:
+    """Remove the leftovers of up to ``limit`` due records: (swept, examined)."""
+    op = SweepOp(meta, limit)
+    await engine.run([op])
+    swept, examined = op.result
+    return swept, examined
 
-    No key or escaped text can hold a newline or a NUL (the key layout escapes them), so the
-    format needs no quoting and the Lua sweep can parse it without a JSON library.
+
+async def clean_ids(backend: Backend, meta: ModelMeta, ids: Sequence[str]) -> int:
+    """Lazy cleanup after a read: drop the leftovers of these ids if their records are gone.
+
+    Best effort: on a read-only replica, at ``maxmemory`` or while the server is away, the read's
+    answer stands and the entries wait for the next write or sweep.
     """
-    lex_keys = {meta.keys.lex(f.name) for f in meta.fields.values() if f.lex}
-    equality_head = meta.keys.base + ":i:"
-    lines = ["R" + record_key]
-    lines.extend(GHOST_SET + key for key in sorted(entries.zsets) if key.startswith(equality_head))
-    for key, (member, _score) in sorted(entries.zsets.items()):
-        if key in lex_keys:
-            lines.append(GHOST_LEX + key + LEX_SEPARATOR + member.split(LEX_SEPARATOR, 1)[0])
-    return "\n".join(lines)
-
-
-CLEAN_SCRIPT = load("sweep")
-"""Remove the index entries of records that are due (``due``, limit) or of the given ids.
-
-A record that is still alive is left alone (its expiry entry is repaired if it drifted); a
-record that is gone has its equality, lex, range and id entries removed."""
-
-
-@dataclass(frozen=True, slots=True)
-class SweepResult:
-    swept: int
-    examined: int
-
-
-def _script_keys(meta: ModelMeta) -> list[str]:
-    keys = meta.keys
-    ranges = [keys.range(f.name) for f in meta.fields.values() if f.index == "range"]
-    return [keys.expiry(), keys.ghosts(), keys.ids(), *ranges]
-
-
-async def sweep_due(backend: Backend, meta: ModelMeta, limit: int) -> SweepResult:
-    swept, examined = await backend.eval(CLEAN_SCRIPT, _script_keys(meta), ["due", limit])
-    return SweepResult(int(swept), int(examined))
-
-
-async def clean_ids(backend: Backend, meta: ModelMeta, ids: Sequence[str]) -> SweepResult:
-    """Lazy cleanup: drop the entries of these ids if their records have expired."""
     if not ids:
-        return SweepResult(0, 0)
-    swept, examined = await backend.eval(CLEAN_SCRIPT, _script_keys(meta), ["ids", *ids])
-    return SweepResult(int(swept), int(examined))
-
+        return 0
+    op = CleanOp(meta, ids)
+    try:
+        await WriteEngine(backend, sweep_per_write=0).run([op])
+    except BackendError:
+        return 0
+    cleaned: int = op.result
+    return cleaned

@@ -14,16 +14,16 @@ some of the ids it skipped, and they are handed to the lazy cleanup (``clean_ids
 
 A server that refuses scripts (``features.scripting`` False) gets the same answers from plain
 commands: candidates listed with ``ZRANGE``-family commands in pipelines, then read, filtered,
-sorted and paged in Python. ``_reader`` is the one place that chooses.
+sorted and paged in Python. ``_read`` is the one place that chooses.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
-from .._backends.protocol import Backend, Command, pairs_to_dict
+from .._backends.protocol import Backend, Command, ScriptsRefused, pairs_to_dict
 from .._errors import BackendError, NotFoundError
 from .._model.schema import ModelMeta
 from .._query.locate import Locator
@@ -435,12 +435,19 @@ async def _plain_candidates(backend: Backend, source: Source) -> list[str] | Non
 
 SCRIPTED: _Reader = _Scripted()
 PLAIN: _Reader = _Plain()
+T = TypeVar("T")
 
 
-def _reader(backend: Backend) -> _Reader:
-    """The one place that chooses how reads run: one read-only script each, or, on a server that
-    refuses scripts, plain commands only."""
-    return SCRIPTED if backend.features.scripting else PLAIN
+async def _read(backend: Backend, run: Callable[[_Reader], Awaitable[T]]) -> T:
+    """The one place that chooses how reads run: one read-only script each, or plain commands
+    only on a server that refuses scripts (the adapter turns ``scripting`` off at the first
+    refusal; a read has written nothing, so it simply runs again the plain way)."""
+    if backend.features.scripting:
+        try:
+            return await run(SCRIPTED)
+        except ScriptsRefused:
+            pass
+    return await run(PLAIN)
 
 
 async def read_rows(
@@ -448,11 +455,10 @@ async def read_rows(
 ) -> list[Row]:
     """The rows ``find_many`` returns, in order; ``fields`` None reads whole records."""
     plan = build_plan(meta, query)
-    if fields is not None:
-        fields = set(fields) | query.fields
+    wanted = None if fields is None else set(fields) | query.fields
     if plan.strategy == "empty":
         return []
-    return await _reader(backend).rows(backend, meta, plan, query, fields)
+    return await _read(backend, lambda reader: reader.rows(backend, meta, plan, query, wanted))
 
 
 async def count_rows(backend: Backend, meta: ModelMeta, query: Query) -> int:
@@ -460,7 +466,7 @@ async def count_rows(backend: Backend, meta: ModelMeta, query: Query) -> int:
     plan = build_plan(meta, query, "count")
     if plan.strategy == "empty":
         return 0
-    return await _reader(backend).count(backend, meta, plan, query)
+    return await _read(backend, lambda reader: reader.count(backend, meta, plan, query))
 
 
 async def select_ids(backend: Backend, meta: ModelMeta, query: Query) -> list[str]:
@@ -468,7 +474,7 @@ async def select_ids(backend: Backend, meta: ModelMeta, query: Query) -> list[st
     plan = build_plan(meta, query, "ids")
     if plan.strategy == "empty":
         return []
-    return await _reader(backend).ids(backend, meta, plan, query)
+    return await _read(backend, lambda reader: reader.ids(backend, meta, plan, query))
 
 
 async def _by_claim(
@@ -484,7 +490,8 @@ async def _by_claim(
     assert locator.claim is not None
     checked = {name for name in where if name != "id"}
     wanted = None if fields is None else tuple(sorted(set(fields) | checked))
-    found = await _reader(backend).claimed(backend, meta, locator.claim, wanted, ttl)
+    claim = locator.claim
+    found = await _read(backend, lambda reader: reader.claimed(backend, meta, claim, wanted, ttl))
     if found is None:
         return None
     id_text, reply, left = found

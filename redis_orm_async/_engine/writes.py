@@ -1,474 +1,258 @@
-"""The write engine: create, update and delete as operations applied in one guarded MULTI/EXEC.
+"""The write engine: a batch of operations applied as one atomic step, in one round trip.
 
-An operation names the records and claim keys it must read; the engine reads them (under WATCH,
-or whatever optimistic guard the backend has), lets each operation turn the reads into commands,
-and applies every command of every operation in one MULTI/EXEC. When another writer interferes,
-the engine re-reads and tries again, a bounded number of times. When an operation learns that it
-needs a key nobody could know in advance (the record a unique value points to, say), it asks for
-it and the engine starts over with that key included.
+The batch runs as one call of ``_scripts/write.lua``: the server reads each record's state,
+checks unique claims against the records they point to, and applies the record, index, claim
+and expiry changes together, so a write costs one round trip and concurrent writers of one
+record queue on the server instead of retrying. A server that refuses scripts gets the same
+semantics from ``Overlay`` under WATCH/MULTI/EXEC, with a bounded, jittered retry.
+
+Writes that need the record before they can say what to write (an update the model validates as a
+whole, a float counter, a bulk write re-testing its where) read it, compute the change, and send it
+with the record they read as ``expect``: if it changed meanwhile, they read again.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Final
+from typing import Any, TypeVar
 
 import anyio
-import pydantic
 
-from .._backends.protocol import Backend, Command
-from .._errors import (
-    TransactionConflictError,
-    UniqueConstraintError,
-    ValidationError,
+from .._backends.protocol import Backend, Command, ScriptsRefused
+from .._errors import OrmError, TransactionConflictError, ValidationError
+from .._model.schema import ModelMeta
+from .._model.state import entries, layout
+from .._scripts import load
+from .ops import CleanOp, CreateOp, PruneOp, RebuildOp, SweepOp, TouchOp, UpdateOp, WriteOp
+from .overlay import (
+    MissingReads,
+    Overlay,
+    id_taken,
+    record_reads,
+    record_state,
+    unique_violation,
+    write_conflict,
 )
-from .._model.model import Model
-from .._model.schema import ModelMeta, UniqueConstraint
-from .._model.state import IndexEntries, index_diff, index_entries
-from .._query.changes import FieldChange
-from .._query.locate import Locator
-from .expiry import ghost_payload
 
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset()
-"""``ttl=UNSET`` keeps the model default on create and the current expiry on update."""
-
-TtlArg = timedelta | None | _Unset
-
-
-@dataclass(frozen=True, slots=True)
-class RecordRef:
-    meta: ModelMeta
-    id_text: str
-
-    @property
-    def key(self) -> str:
-        return self.meta.keys.record(self.id_text)
+WRITE_SCRIPT = load("write")
+SWEEP_PER_WRITE = 8
+"""Due expired records each write cleans up as it goes, so a model that is written keeps no backlog."""
+T = TypeVar("T")
 
 
 @dataclass
-class View:
-    """What the reads returned, updated as each operation of a batch is applied."""
+class _Needs:
+    """What a batch must read under WATCH on a server without scripts."""
 
-    records: dict[RecordRef, dict[str, str] | None] = field(default_factory=dict)
-    expiries: dict[RecordRef, int | None] = field(default_factory=dict)
-    claims: dict[str, str | None] = field(default_factory=dict)
-    now_ms: int | None = None
+    records: dict[tuple[str, str], tuple[ModelMeta, str]] = field(default_factory=dict)
+    claims: dict[str, None] = field(default_factory=dict)
+    time: bool = False
 
-
-class MissingReads(Exception):
-    """An operation needs keys that were not read; the engine retries with them."""
-
-    def __init__(
-        self,
-        records: Sequence[RecordRef] = (),
-        claims: Sequence[str] = (),
-        time: bool = False,
-    ) -> None:
-        super().__init__("more reads needed")
-        self.records = list(records)
-        self.claims = list(claims)
-        self.time = time
+    def add(self, missing: MissingReads) -> None:
+        for meta, id_text in missing.records:
+            self.records[(meta.keys.base, id_text)] = (meta, id_text)
+        self.claims.update(dict.fromkeys(missing.claims))
+        self.time = self.time or missing.time
 
 
-class Reads:
-    """What a batch must read: records, claim keys and the server clock, each named once
-    (ordered dicts used as sets, since a ``create_many`` chunk merges hundreds of them)."""
-
-    def __init__(
-        self, records: Iterable[RecordRef] = (), claims: Iterable[str] = (), time: bool = False
-    ) -> None:
-        self.records = dict.fromkeys(records)
-        self.claims = dict.fromkeys(claims)
-        self.time = time
-
-    def merge(self, other: Reads | MissingReads) -> None:
-        if isinstance(other, Reads):  # already ordered sets: no copy per merged operation
-            self.records.update(other.records)
-            self.claims.update(other.claims)
-        else:
-            self.records.update(dict.fromkeys(other.records))
-            self.claims.update(dict.fromkeys(other.claims))
-        self.time = self.time or other.time
-
-
-class WriteOp:
-    """One create, update or delete; ``result`` holds what the caller gets back."""
-
-    result: Any = None
-
-    def reads(self) -> Reads:
-        raise NotImplementedError
-
-    def apply(self, view: View) -> list[Command]:
-        raise NotImplementedError
+def _initial_needs(ops: Sequence[WriteOp]) -> _Needs:
+    needs = _Needs()
+    for op in ops:
+        locator = getattr(op, "locator", None)
+        if locator is not None and locator.id_text is not None:
+            needs.add(MissingReads(records=[(op.meta, locator.id_text)]))
+        elif locator is not None and locator.claim is not None:
+            needs.add(MissingReads(claims=[locator.claim]))
+        creates = [op] if isinstance(op, CreateOp) else []
+        if isinstance(op, UpdateOp) and op.create is not None:
+            creates.append(op.create)
+        for create in creates:
+            claims = entries(create.meta, create.id_text, create.facts).claims
+            record = [] if create.fresh else [(create.meta, create.id_text)]
+            needs.add(MissingReads(records=record, claims=list(claims)))
+            needs.time = needs.time or create.ttl_ms is not None
+        if isinstance(op, CleanOp):
+            needs.add(MissingReads(records=[(op.meta, id_text) for id_text in op.ids]))
+        if isinstance(op, RebuildOp):
+            needs.add(MissingReads(records=[(op.meta, op.id_text)], time=True))
+        if isinstance(op, PruneOp) and op.member_kind == "c":
+            needs.add(MissingReads(claims=op.members))
+        elif isinstance(op, PruneOp):
+            owners = [m.split("\x00", 1)[-1] if op.member_kind == "l" else m for m in op.members]
+            needs.add(MissingReads(records=[(op.meta, owner) for owner in owners]))
+        if isinstance(op, UpdateOp | TouchOp) and isinstance(op.expiry, int):
+            needs.time = True
+    return needs
 
 
-def record_of(view: View, ref: RecordRef) -> dict[str, str] | None:
-    if ref not in view.records:
-        raise MissingReads(records=[ref])
-    return view.records[ref]
-
-
-def claim_holder(view: View, claim: str) -> str | None:
-    if claim not in view.claims:
-        raise MissingReads(claims=[claim])
-    return view.claims[claim]
-
-
-def check_claims(
-    view: View, meta: ModelMeta, id_text: str, taken: Iterable[str], entries: IndexEntries
-) -> None:
-    """Raise if a claim this record wants points at another record that still exists."""
-    for claim in taken:
-        holder = claim_holder(view, claim)
-        if holder is None or holder == id_text:
-            continue
-        if record_of(view, RecordRef(meta, holder)) is None:
-            continue  # the holder expired or vanished: its claim is stale and can be taken over
-        constraint = _constraint_named(meta, entries.claims[claim])
-        raise UniqueConstraintError(
-            f"{meta.name}: unique constraint {constraint.name!r} violated on "
-            f"{', '.join(constraint.fields)}",
-            meta={"model": meta.name, "constraint": constraint.name, "fields": constraint.fields},
-        )
-
-
-def _constraint_named(meta: ModelMeta, name: str) -> UniqueConstraint:
-    return next(c for c in meta.uniques if c.name == name)
-
-
-def expire_at(view: View, ttl: timedelta) -> int:
-    if view.now_ms is None:
-        raise MissingReads(time=True)
-    return view.now_ms + max(1, int(ttl.total_seconds() * 1000))
-
-
-def write_record_commands(
-    ref: RecordRef,
-    old_hash: Mapping[str, str] | None,
-    new_encoded: Mapping[str, str | None],
-    old_expiry: int | None,
-    new_expiry: int | None,
-    old_entries: IndexEntries | None,
-    new_entries: IndexEntries,
-) -> list[Command]:
-    """HSET/HDEL the changed fields, move index entries, and keep claims and expiry in step."""
-    meta, id_text, key = ref.meta, ref.id_text, ref.key
-    commands: list[Command] = []
-    if old_hash is None:
-        mapping: list[str] = ["id", id_text]
-        for name, text in new_encoded.items():
-            if text is not None:
-                mapping.extend((name, text))
-        commands.append(("HSET", key, *mapping))
-    else:
-        changed: list[str] = []
-        removed: list[str] = []
-        for name, text in new_encoded.items():
-            if text is None:
-                if name in old_hash:
-                    removed.append(name)
-            elif old_hash.get(name) != text:
-                changed.extend((name, text))
-        if changed:
-            commands.append(("HSET", key, *changed))
-        if removed:
-            commands.append(("HDEL", key, *removed))
-    moves, released, taken = index_diff(id_text, old_entries, new_entries)
-    commands.extend(moves)
-    commands.extend(("DEL", claim) for claim in released)
-    for claim in taken:
-        if new_expiry is None:
-            commands.append(("SET", claim, id_text))
-        else:
-            commands.append(("SET", claim, id_text, "PXAT", new_expiry))
-    kept_claims = [claim for claim in new_entries.claims if claim not in taken]
-    exp_key = meta.keys.expiry()
-    if new_expiry is not None:
-        if new_expiry != old_expiry:
-            commands.append(("PEXPIREAT", key, new_expiry))
-            commands.extend(("PEXPIREAT", claim, new_expiry) for claim in kept_claims)
-            commands.append(("ZADD", exp_key, new_expiry, id_text))
-        if new_expiry != old_expiry or moves:
-            ghost = ghost_payload(meta, key, new_entries)
-            commands.append(("HSET", meta.keys.ghosts(), id_text, ghost))
-    elif old_expiry is not None:
-        commands.append(("PERSIST", key))
-        commands.extend(("PERSIST", claim) for claim in kept_claims)
-        commands.append(("ZREM", exp_key, id_text))
-        commands.append(("HDEL", meta.keys.ghosts(), id_text))
-    return commands
-
-
-def delete_record_commands(
-    ref: RecordRef, old_entries: IndexEntries, old_expiry: int | None
-) -> list[Command]:
-    meta, id_text = ref.meta, ref.id_text
-    commands: list[Command] = [("DEL", ref.key)]
-    moves, released, _ = index_diff(id_text, old_entries, None)
-    commands.extend(moves)
-    commands.extend(("DEL", claim) for claim in released)
-    if old_expiry is not None:
-        commands.append(("ZREM", meta.keys.expiry(), id_text))
-        commands.append(("HDEL", meta.keys.ghosts(), id_text))
-    return commands
-
-
-def validated(meta: ModelMeta, data: Mapping[str, Any] | Model) -> Model:
-    if isinstance(data, meta.model):
-        return data
-    if isinstance(data, Model):
-        raise ValidationError(f"expected {meta.name} data, got a {type(data).__name__}")
-    if not isinstance(data, Mapping):
-        raise ValidationError(f"{meta.name} data must be a mapping or a {meta.name}")
-    try:
-        return meta.model.model_validate(dict(data))
-    except pydantic.ValidationError as exc:
-        raise ValidationError(
-            f"invalid {meta.name}: {exc}", errors=[dict(e) for e in exc.errors()], cause=exc
-        ) from exc
-
-
-def resolve_ttl(meta: ModelMeta, ttl: TtlArg) -> timedelta | None:
-    if isinstance(ttl, _Unset):
-        return meta.ttl
-    if ttl is not None and ttl.total_seconds() <= 0:
-        raise ValidationError(f"{meta.name}: ttl must be positive, got {ttl}")
-    return ttl
-
-
-class CreateOp(WriteOp):
-    def __init__(self, meta: ModelMeta, instance: Model, ttl: TtlArg = UNSET) -> None:
-        self.meta = meta
-        self.instance = instance
-        self.ref = RecordRef(meta, meta.id_text(instance.id))
-        self.ttl = resolve_ttl(meta, ttl)
-        self.encoded = meta.encode(instance)
-        self.entries = index_entries(meta, self.ref.id_text, self.encoded)
-        self.result = instance
-
-    def reads(self) -> Reads:
-        records = [] if self.meta.id_kind == "generated" else [self.ref]
-        return Reads(records=records, claims=list(self.entries.claims), time=self.ttl is not None)
-
-    def apply(self, view: View) -> list[Command]:
-        if self.meta.id_kind != "generated" and record_of(view, self.ref) is not None:
-            raise UniqueConstraintError(
-                f"{self.meta.name}: a record with id {self.ref.id_text!r} already exists",
-                meta={"model": self.meta.name, "constraint": "id", "fields": ("id",)},
-            )
-        check_claims(view, self.meta, self.ref.id_text, self.entries.claims, self.entries)
-        expiry = None if self.ttl is None else expire_at(view, self.ttl)
-        commands = write_record_commands(self.ref, None, self.encoded, None, expiry, None, self.entries)
-        view.records[self.ref] = {"id": self.ref.id_text, **{
-            k: v for k, v in self.encoded.items() if v is not None
-        }}
-        view.expiries[self.ref] = expiry
-        for claim in self.entries.claims:
-            view.claims[claim] = self.ref.id_text
-        return commands
-
-
-def locator_reads(locator: Locator) -> Reads:
-    if locator.id_text is not None:
-        return Reads(records=[RecordRef(locator.meta, locator.id_text)])
-    assert locator.claim is not None
-    return Reads(claims=[locator.claim])
-
-
-def locator_resolve(locator: Locator, view: View) -> RecordRef | None:
-    if locator.id_text is not None:
-        return RecordRef(locator.meta, locator.id_text)
-    assert locator.claim is not None
-    holder = claim_holder(view, locator.claim)
-    return None if holder is None else RecordRef(locator.meta, holder)
-
-
-RecordTest = Callable[[Mapping[str, str]], bool]
-"""A bulk write's ``where``, compiled: tested on the stored record inside the guarded write, so
-that a record changed since it was selected is left alone."""
-
-
-class UpdateOp(WriteOp):
-    """Apply field changes to one record; ``changes`` maps field names to already-valid values."""
-
-    def __init__(
-        self,
-        locator: Locator,
-        changes: Mapping[str, FieldChange],
-        ttl: TtlArg = UNSET,
-        *,
-        create: Model | None = None,
-        create_ttl: TtlArg = UNSET,
-        still_matches: RecordTest | None = None,
-    ) -> None:
-        self.meta = locator.meta
-        self.locator = locator
-        self.still_matches = still_matches
-        self.changes = dict(changes)
-        self.ttl = ttl
-        if not isinstance(ttl, _Unset):
-            resolve_ttl(self.meta, ttl)
-        self.create = None if create is None else CreateOp(self.meta, create, create_ttl)
-
-    def reads(self) -> Reads:
-        reads = locator_reads(self.locator)
-        reads.time = not isinstance(self.ttl, _Unset) and self.ttl is not None
-        if self.create is not None:
-            reads.merge(self.create.reads())
-        return reads
-
-    def apply(self, view: View) -> list[Command]:
-        ref = locator_resolve(self.locator, view)
-        old_hash = None if ref is None else record_of(view, ref)
-        if old_hash is not None and self.still_matches is not None and not self.still_matches(old_hash):
-            old_hash = None
-        if ref is None or old_hash is None:
-            if self.create is not None:
-                commands = self.create.apply(view)
-                self.result = self.create.result
-                return commands
-            self.result = None
-            return []
-        current = self.meta.decode(ref.id_text, old_hash)
-        merged = {name: getattr(current, name) for name in self.meta.model.model_fields}
-        for name, change in self.changes.items():
-            merged[name] = change.apply(merged.get(name))
-        updated = validated(self.meta, merged)
-        new_encoded = self.meta.encode(updated)
-        old_expiry = view.expiries.get(ref)
-        if isinstance(self.ttl, _Unset):
-            new_expiry = old_expiry
-        else:
-            new_expiry = None if self.ttl is None else expire_at(view, self.ttl)
-        new_entries = index_entries(self.meta, ref.id_text, new_encoded)
-        old_entries = index_entries(self.meta, ref.id_text, old_hash)
-        old_claims = old_entries.claims
-        taken = [claim for claim in new_entries.claims if claim not in old_claims]
-        check_claims(view, self.meta, ref.id_text, taken, new_entries)
-        commands = write_record_commands(
-            ref, old_hash, new_encoded, old_expiry, new_expiry, old_entries, new_entries
-        )
-        view.records[ref] = {"id": ref.id_text, **{
-            k: v for k, v in new_encoded.items() if v is not None
-        }}
-        view.expiries[ref] = new_expiry
-        for claim in old_claims:
-            if claim not in new_entries.claims:
-                view.claims[claim] = None
-        for claim in new_entries.claims:
-            view.claims[claim] = ref.id_text
-        self.result = updated
-        return commands
-
-
-class DeleteOp(WriteOp):
-    def __init__(self, locator: Locator, *, still_matches: RecordTest | None = None) -> None:
-        self.meta = locator.meta
-        self.locator = locator
-        self.still_matches = still_matches
-
-    def reads(self) -> Reads:
-        return locator_reads(self.locator)
-
-    def apply(self, view: View) -> list[Command]:
-        ref = locator_resolve(self.locator, view)
-        old_hash = None if ref is None else record_of(view, ref)
-        if old_hash is not None and self.still_matches is not None and not self.still_matches(old_hash):
-            old_hash = None
-        if ref is None or old_hash is None:
-            self.result = None
-            return []
-        old_entries = index_entries(self.meta, ref.id_text, old_hash)
-        commands = delete_record_commands(ref, old_entries, view.expiries.get(ref))
-        self.result = self.meta.decode(ref.id_text, old_hash)
-        view.records[ref] = None
-        view.expiries[ref] = None
-        for claim in old_entries.claims:
-            view.claims[claim] = None
-        return commands
-
-
-def _read_commands(reads: Reads) -> list[Command]:
-    commands: list[Command] = []
-    for ref in reads.records:
-        commands.append(("HGETALL", ref.key))
-        commands.append(("ZSCORE", ref.meta.keys.expiry(), ref.id_text))
-    if reads.claims:
-        commands.append(("MGET", *reads.claims))
-    if reads.time:
-        commands.append(("TIME",))
-    return commands
-
-
-def _view_from(reads: Reads, replies: list[Any]) -> View:
-    view = View()
-    position = 0
-    for ref in reads.records:
-        stored = replies[position]
-        score = replies[position + 1]
-        position += 2
-        view.records[ref] = stored or None
-        view.expiries[ref] = None if score is None else int(float(score))
-    if reads.claims:
-        for claim, holder in zip(reads.claims, replies[position], strict=True):
-            view.claims[claim] = holder
-        position += 1
-    if reads.time:
-        seconds, micros = replies[position]
-        view.now_ms = int(seconds) * 1000 + int(micros) // 1000
-    return view
-
-
-@dataclass
 class WriteEngine:
-    """Runs operations against one backend with a bounded optimistic retry."""
+    """Runs batches of write operations against one backend."""
 
-    backend: Backend
-    max_attempts: int = 64
+    def __init__(
+        self, backend: Backend, *, max_attempts: int = 64, sweep_per_write: int = SWEEP_PER_WRITE
+    ) -> None:
+        self.backend = backend
+        self.max_attempts = max_attempts
+        self.sweep_per_write = sweep_per_write
 
     async def run(self, ops: Sequence[WriteOp]) -> None:
-        learned = Reads()
-        attempt = 0
-        while True:
-            reads = Reads()
-            for op in ops:
-                reads.merge(op.reads())
-            reads.merge(learned)
-
-            def plan(replies: list[Any], reads: Reads = reads) -> list[Command]:
-                view = _view_from(reads, replies)
-                commands: list[Command] = []
-                for op in ops:
-                    commands.extend(op.apply(view))
-                return commands
-
-            watch = [*(ref.key for ref in reads.records), *reads.claims]
-            attempt += 1
-            missed = False
+        """Apply every operation or none; each op's ``result`` is set afterwards."""
+        if not ops:
+            return
+        if self.backend.features.scripting:
             try:
-                result = await self.backend.guarded(watch, _read_commands(reads), plan)
+                replies = await self._scripted(ops)
+            except ScriptsRefused:
+                replies = await self._watched(ops)
+        else:
+            replies = await self._watched(ops)
+        for op, reply in zip(ops, replies, strict=True):
+            op.accept(reply)
+
+    async def _scripted(self, ops: Sequence[WriteOp]) -> list[Any]:
+        metas: dict[str, tuple[int, ModelMeta]] = {}
+        for op in ops:
+            metas.setdefault(op.meta.keys.base, (len(metas) + 1, op.meta))
+        args: list[str | int] = [len(metas)]
+        for _, meta in metas.values():
+            shape = layout(meta)
+            args.extend((meta.keys.base, shape.flags, shape.descriptor))
+        args.append(self.sweep_per_write)
+        args.append(len(ops))
+        for op in ops:
+            args.extend((op.kind, metas[op.meta.keys.base][0]))
+            args.extend(op.words())
+        keys = [meta.keys.ids() for _, meta in metas.values()]
+        reply = await self.backend.eval(WRITE_SCRIPT, keys, args)
+        if reply[0] == "err":
+            raise _script_error(ops, reply)
+        return list(reply[1:])
+
+    async def _watched(self, ops: Sequence[WriteOp]) -> list[Any]:
+        """The same batch through WATCH/MULTI/EXEC, for servers that refuse scripts."""
+        due = await self._due_ids(ops)
+        needs = _initial_needs(ops)
+        for op in ops:
+            if isinstance(op, SweepOp):
+                ids = due[op.meta.keys.base]
+                needs.add(MissingReads(records=[(op.meta, id_text) for id_text in ids], time=True))
+        for attempt in range(1, self.max_attempts + 1):
+            answers: list[Any] = []
+            reads, shape = _read_commands(needs)
+
+            def plan(
+                replies: list[Any], shape: list[tuple[str, Any]] = shape, answers: list[Any] = answers
+            ) -> list[Command]:
+                overlay = _overlay_from(shape, replies)
+                overlay.due = due
+                answers.clear()
+                answers.extend(overlay.apply(op) for op in ops)
+                return overlay.commands
+
+            watch = [meta.keys.record(id_text) for meta, id_text in needs.records.values()] + list(
+                needs.claims
+            )
+            try:
+                outcome = await self.backend.guarded(watch, reads, plan)
             except MissingReads as missing:
-                learned.merge(missing)
-                missed = True
-            else:
-                if result is not None:
-                    return
-            if attempt >= self.max_attempts:
-                raise TransactionConflictError(
-                    f"gave up after {attempt} attempts: concurrent writers kept changing the "
-                    "same records or unique values",
-                    backend_kind=self.backend.features.kind,
-                )
-            if missed:
+                needs.add(missing)
                 continue
-            await anyio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
+            if outcome is not None:
+                return answers
+            await _backoff(attempt)
+        raise _gave_up(self.backend, self.max_attempts)
+
+    async def _due_ids(self, ops: Sequence[WriteOp]) -> dict[str, list[str]]:
+        sweeps = [op for op in ops if isinstance(op, SweepOp)]
+        if not sweeps:
+            return {}
+        seconds, micros = await self.backend.execute(("TIME",))
+        now = int(seconds) * 1000 + int(micros) // 1000
+        due: dict[str, list[str]] = {}
+        for op in sweeps:
+            keys = op.meta.keys
+            found = await self.backend.execute(
+                ("ZRANGEBYSCORE", keys.expiry(), "-inf", f"({now}", "LIMIT", 0, op.limit)
+            )
+            due[keys.base] = list(found)
+        return due
+
+    async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run a read-then-write ``attempt`` until the record it read has not changed under it."""
+        for tries in range(1, self.max_attempts + 1):
+            try:
+                return await attempt()
+            except TransactionConflictError:
+                if tries == self.max_attempts:
+                    raise
+            await _backoff(tries)
+        raise _gave_up(self.backend, self.max_attempts)
+
+
+async def _backoff(attempt: int) -> None:
+    await anyio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
+
+
+def _gave_up(backend: Backend, attempts: int) -> TransactionConflictError:
+    return TransactionConflictError(
+        f"gave up after {attempts} attempts: concurrent writers kept changing the same records",
+        backend_kind=backend.features.kind,
+    )
+
+
+def _read_commands(needs: _Needs) -> tuple[list[Command], list[tuple[str, Any]]]:
+    """The reads of a watched batch, and what each reply is (``_overlay_from`` reads them back)."""
+    commands: list[Command] = []
+    shape: list[tuple[str, Any]] = []
+    for meta, id_text in needs.records.values():
+        commands.extend(record_reads(meta, id_text))
+        shape.append(("record", (meta, id_text)))
+    if needs.claims:
+        commands.append(("MGET", *needs.claims))
+        shape.append(("claims", list(needs.claims)))
+    if needs.time:
+        commands.append(("TIME",))
+        shape.append(("time", None))
+    return commands, shape
+
+
+def _overlay_from(shape: list[tuple[str, Any]], replies: list[Any]) -> Overlay:
+    overlay = Overlay()
+    position = 0
+    for kind, detail in shape:
+        if kind == "record":
+            meta, id_text = detail
+            overlay.records[(meta.keys.base, id_text)] = record_state(
+                meta, id_text, replies[position : position + 5]
+            )
+            position += 5
+        elif kind == "claims":
+            overlay.holders.update(zip(detail, replies[position], strict=True))
+            position += 1
+        else:
+            seconds, micros = replies[position]
+            overlay.now = int(seconds) * 1000 + int(micros) // 1000
+            position += 1
+    return overlay
+
+
+def _script_error(ops: Sequence[WriteOp], reply: list[Any]) -> OrmError:
+    index, code = int(reply[1]), str(reply[2])
+    if code == "unknown_op" or not 1 <= index <= len(ops):
+        return OrmError(f"the write script refused the batch: {code}")
+    meta = ops[index - 1].meta
+    base = reply[3] if len(reply) > 3 else meta.keys.base
+    owner = next((op.meta for op in ops if op.meta.keys.base == base), meta)
+    if code == "unique":
+        return unique_violation(owner, str(reply[4]))
+    if code == "exists":
+        return id_taken(owner)
+    if code == "conflict":
+        return write_conflict(owner)
+    if code in ("null", "not_int"):
+        name = str(reply[4])
+        what = "cannot increment a null value" if code == "null" else "the stored value is not an integer"
+        return ValidationError(f"{owner.name}.{name}: {what}", meta={"model": owner.name, "field": name})
+    return OrmError(f"the write script refused the batch: {code}")

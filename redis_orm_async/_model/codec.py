@@ -76,7 +76,7 @@ def _same(text: str) -> str:
 
 
 def _int_score(text: str) -> float:
-    return float(int(text))
+    return float(text)  # inf past the double range, as Redis and Lua read it, never OverflowError
 
 
 def _float_score(text: str) -> float:

@@ -12,7 +12,11 @@ field's or another value's key::
     {user}:l:<field>              ZSET   '<escaped text>\\0<id>' at score 0 (lex index)
     {user}:u:<constraint>:<v>...  STRING id that claims a unique value
     {user}:exp                    ZSET   ids scored by expiry time in ms (TTL sweep)
-    {user}:ghosts                 HASH   id -> index entries of an expiring record (TTL sweep)
+    {user}:st                     HASH   id -> state line: the index facts its entries were written from
+
+A value's part of a key (``value_token``) is the same in Python and in the Lua write script:
+``-`` for null, ``=`` and the escaped text, or ``#`` and the SHA1 of a text over 256 bytes (SHA1
+because Lua has ``redis.sha1hex``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 """Key prefixes and namespaces: no glob characters, separators or hash-tag braces."""
 
 MAX_INLINE_VALUE = 256
-"""Longer index values are replaced by a digest so that a megabyte value never becomes a key."""
+"""Values longer than this many UTF-8 bytes are replaced by a digest in keys, so that a megabyte
+value never becomes a key."""
 
 _NEEDS_ESCAPE = re.compile(r"[%:{}*?\[\]\\~=#\-\x00-\x1f\x7f]")
 
@@ -63,8 +68,9 @@ def value_token(encoded: str | None) -> str:
     """The key part for one encoded field value: ``-`` for null, ``=`` text, or ``#`` digest."""
     if encoded is None:
         return "-"
-    if len(encoded) > MAX_INLINE_VALUE:
-        return "#" + hashlib.sha256(encoded.encode()).hexdigest()
+    # at most 4 bytes a character: only a text over 64 characters can pass 256 bytes
+    if len(encoded) > MAX_INLINE_VALUE // 4 and len(data := encoded.encode()) > MAX_INLINE_VALUE:
+        return "#" + hashlib.sha1(data).hexdigest()
     return "=" + escape(encoded)
 
 
@@ -119,8 +125,8 @@ class KeySpace:
     def expiry(self) -> str:
         return f"{self.base}:exp"
 
-    def ghosts(self) -> str:
-        return f"{self.base}:ghosts"
+    def states(self) -> str:
+        return f"{self.base}:st"
 
     def temporary(self, name: str) -> str:
         return f"{self.base}:tmp:{name}"

@@ -1,82 +1,207 @@
-"""Index entries as data: which SET, ZSET and claim entries one record state implies.
+"""A record's state as the index sees it: its *facts*, and the entries those facts imply.
 
-Writes diff the entries of the old and new state into commands; the audit compares them with what
-Redis holds. Both derive entries through this one pure function.
+A fact is what the index keeps of one field's value: its value token (for an equality index or a
+unique claim), its score (for a range index) and its escaped text (for a lex index). Every write
+stores the record's facts as one *state line* in the model's ``st`` HASH, next to the record, and
+the next write diffs the entries of the old facts against the entries of the new ones. So a write
+needs no codec on the server, an expired record's line tells the sweep which entries to remove,
+and a record edited by another tool still has its index entries removed exactly.
+
+Everything here mirrors ``_scripts/state.lua`` and is tested against it on the same inputs.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .._backends.protocol import Command
-from .keys import escape
+from .keys import escape, value_token
 from .schema import ModelMeta
 
 LEX_SEPARATOR = "\x00"
 """Separates the escaped text from the id in a lex ZSET member; escaped text holds no NUL."""
 
 
-@dataclass
-class IndexEntries:
-    """``sets``: SET keys holding the id; ``zsets``: ZSET key to (member, score); ``claims``."""
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One field's part of the index; an empty string is a part the field does not need."""
 
-    sets: set[str] = field(default_factory=set)
-    zsets: dict[str, tuple[str, float]] = field(default_factory=dict)
+    token: str = ""
+    score: str = ""
+    lex: str = ""
+
+
+Facts = dict[str, Fact]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which fields have facts and what the index derives from them; ``descriptor`` is the same,
+    as the text the write script parses."""
+
+    order: tuple[str, ...]
+    needs: Mapping[str, str]
+    equality: tuple[str, ...]
+    ranges: tuple[str, ...]
+    lex: tuple[str, ...]
+    uniques: tuple[tuple[str, tuple[str, ...]], ...]
+    int_ids: bool
+    descriptor: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        lines = []
+        if self.order:
+            lines.append("\t".join(["F", *(f"{name}:{self.needs[name]}" for name in self.order)]))
+        for tag, names in (("E", self.equality), ("R", self.ranges), ("L", self.lex)):
+            if names:
+                lines.append("\t".join([tag, *names]))
+        lines.extend("\t".join(["U", name, *fields]) for name, fields in self.uniques)
+        object.__setattr__(self, "descriptor", "\n".join(lines))
+
+    @property
+    def flags(self) -> str:
+        return "i" if self.int_ids else ""
+
+
+_LAYOUTS: weakref.WeakKeyDictionary[ModelMeta, Layout] = weakref.WeakKeyDictionary()
+
+
+def layout(meta: ModelMeta) -> Layout:
+    """The model's index layout, built once per model meta."""
+    found = _LAYOUTS.get(meta)
+    if found is None:
+        found = _LAYOUTS[meta] = _build_layout(meta)
+    return found
+
+
+def _build_layout(meta: ModelMeta) -> Layout:
+    needs: dict[str, str] = {}
+
+    def need(name: str, part: str) -> None:
+        if part not in needs.get(name, ""):
+            needs[name] = needs.get(name, "") + part
+
+    for name, field_meta in meta.fields.items():
+        if field_meta.index == "equality":
+            need(name, "t")
+        elif field_meta.index == "range":
+            need(name, "s")
+        if field_meta.lex:
+            need(name, "x")
+    for constraint in meta.uniques:
+        for name in constraint.fields:
+            if name != "id":
+                need(name, "t")
+    fields = meta.fields
+    return Layout(
+        order=tuple(name for name in fields if name in needs),
+        needs=needs,
+        equality=tuple(name for name, f in fields.items() if f.index == "equality"),
+        ranges=tuple(name for name, f in fields.items() if f.index == "range"),
+        lex=tuple(name for name, f in fields.items() if f.lex),
+        uniques=tuple((c.name, c.fields) for c in meta.uniques),
+        int_ids=meta.id_kind == "manual_int",
+    )
+
+
+def score_text(score: float) -> str:
+    """A ZSET score as the write script writes it (C's ``%.17g``: exact, and ``inf`` past the
+    double range)."""
+    return format(score, ".17g")
+
+
+def field_fact(meta: ModelMeta, name: str, text: str | None) -> Fact:
+    """The fact of one field's stored text (None: null)."""
+    needs = layout(meta).needs.get(name, "")
+    codec = meta.fields[name].codec
+    token = score = lex = ""
+    if "t" in needs:
+        token = value_token(None if text is None else codec.token(text))
+    if text is not None:
+        if "s" in needs and codec.score is not None:
+            score = score_text(codec.score(text))
+        if "x" in needs:
+            lex = escape(text)
+    return Fact(token, score, lex)
+
+
+def record_facts(meta: ModelMeta, encoded: Mapping[str, str | None]) -> Facts:
+    """The facts of a record from its stored texts (a missing field is null)."""
+    return {name: field_fact(meta, name, encoded.get(name)) for name in layout(meta).order}
+
+
+def state_line(meta: ModelMeta, facts: Mapping[str, Fact]) -> str:
+    """One row per field with a fact, ``name\\ttoken\\tscore\\tlex``, in the layout's order; no
+    part can hold a tab or a newline (tokens and lex text are escaped, scores are numbers)."""
+    rows = []
+    for name in layout(meta).order:
+        fact = facts.get(name)
+        if fact is not None:
+            rows.append(f"{name}\t{fact.token}\t{fact.score}\t{fact.lex}")
+    return "\n".join(rows)
+
+
+def parse_state_line(line: str | None) -> Facts:
+    facts: Facts = {}
+    if not line:
+        return facts
+    for row in line.split("\n"):
+        parts = row.split("\t")
+        if len(parts) == 4:
+            facts[parts[0]] = Fact(parts[1], parts[2], parts[3])
+    return facts
+
+
+def id_score(meta: ModelMeta, id_text: str) -> str:
+    """Int ids sort numerically in the id ZSET; string ids share score 0 and sort by text."""
+    return id_text if meta.id_kind == "manual_int" else "0"
+
+
+def lex_member(escaped_text: str, id_text: str) -> str:
+    return escaped_text + LEX_SEPARATOR + id_text
+
+
+@dataclass
+class Entries:
+    """``zsets``: ZSET key to (member, score text); ``claims``: claim key to constraint name."""
+
+    zsets: dict[str, tuple[str, str]] = field(default_factory=dict)
     claims: dict[str, str] = field(default_factory=dict)
 
 
-_NO_ENTRIES = IndexEntries()
-"""The entries of a record that does not exist; only ever read."""
-
-
-def lex_member(text: str, id_text: str) -> str:
-    return escape(text) + LEX_SEPARATOR + id_text
-
-
-def index_entries(meta: ModelMeta, id_text: str, encoded: Mapping[str, str | None]) -> IndexEntries:
-    """Every index entry that a record with these stored values must have."""
-    entries = IndexEntries()
-    keys = meta.keys
-    id_score = meta.id_score(id_text)
-    entries.zsets[keys.ids()] = (id_text, id_score)
-    for name, field_meta in meta.fields.items():
-        text = encoded.get(name)
-        if field_meta.index == "equality":
-            token = None if text is None else field_meta.codec.token(text)
-            entries.zsets[keys.equality(name, token)] = (id_text, id_score)
-        elif field_meta.index == "range" and text is not None and field_meta.codec.score:
-            entries.zsets[keys.range(name)] = (id_text, field_meta.codec.score(text))
-        if field_meta.lex and text is not None:
-            entries.zsets[keys.lex(name)] = (lex_member(text, id_text), 0.0)
-    for constraint in meta.uniques:
-        claim = meta.claim_key(constraint, encoded, id_text)
-        if claim is not None:
-            entries.claims[claim] = constraint.name
-    return entries
-
-
-def index_diff(
-    id_text: str, old: IndexEntries | None, new: IndexEntries | None
-) -> tuple[list[Command], list[str], list[str]]:
-    """Commands that move index entries from ``old`` to ``new`` (either may be absent).
-
-    Returns the commands, the claim keys that are released and the claim keys that are taken;
-    the caller decides how claims are written (plain SET, or SET with an expiry).
-    """
-    before = old or _NO_ENTRIES
-    after = new or _NO_ENTRIES
-    commands: list[Command] = []
-    for key in before.sets - after.sets:
-        commands.append(("SREM", key, id_text))
-    for key in after.sets - before.sets:
-        commands.append(("SADD", key, id_text))
-    for key, (member, _score) in before.zsets.items():
-        if after.zsets.get(key, (None,))[0] != member:
-            commands.append(("ZREM", key, member))
-    for key, (member, score) in after.zsets.items():
-        if before.zsets.get(key) != (member, score):
-            commands.append(("ZADD", key, score, member))
-    released = [key for key in before.claims if key not in after.claims]
-    taken = [key for key in after.claims if key not in before.claims]
-    return commands, released, taken
+def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries:
+    """Every index entry and claim a record with these facts has; a field without a fact (an
+    index added after the record was written) has none until ``repair`` writes it."""
+    shape = layout(meta)
+    base = meta.keys.base
+    found = Entries()
+    zsets = found.zsets
+    score = id_score(meta, id_text)
+    zsets[base + ":ids"] = (id_text, score)
+    for name in shape.equality:
+        fact = facts.get(name)
+        if fact is not None and fact.token:
+            zsets[f"{base}:i:{name}:{fact.token}"] = (id_text, score)
+    for name in shape.ranges:
+        fact = facts.get(name)
+        if fact is not None and fact.score:
+            zsets[f"{base}:z:{name}"] = (id_text, fact.score)
+    for name in shape.lex:
+        fact = facts.get(name)
+        if fact is not None and fact.lex:
+            zsets[f"{base}:l:{name}"] = (lex_member(fact.lex, id_text), "0")
+    for constraint, names in shape.uniques:
+        parts = []
+        for name in names:
+            if name == "id":
+                token = value_token(id_text)
+            else:
+                fact = facts.get(name)
+                token = "" if fact is None else fact.token
+            if token in ("", "-"):
+                break
+            parts.append(token)
+        else:
+            found.claims[f"{base}:u:{constraint}:{':'.join(parts)}"] = constraint
+    return found

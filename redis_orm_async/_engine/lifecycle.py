@@ -1,0 +1,206 @@
+"""A record's lifecycle as the API offers it: create, update, upsert, touch, delete, one or many.
+
+Each call becomes write operations for ``WriteEngine``. The common case needs no read: a create, a
+delete, a touch, and an update whose values are validated field by field or whose counters are
+plain integers, each one script call. The rest (a model that validates fields together, a float or
+Decimal counter, a bulk write that must re-test its where on each record) reads the record first
+and sends the change with the record it read as ``expect``, reading again if it changed meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pydantic
+
+from .._backends.protocol import Backend
+from .._errors import UniqueConstraintError, ValidationError
+from .._model.model import Model
+from .._model.schema import ModelMeta
+from .._model.state import entries, record_facts
+from .._query.changes import FieldChange
+from .._query.locate import Locator
+from .._query.match import Matcher
+from .._query.parse import Query
+from .._query.ttl import Expiry
+from .ops import CreateOp, DeleteOp, UpdateOp, WriteOp, check_supplied_id, diff_changes, plain_changes
+from .overlay import write_conflict
+from .reads import fetch_rows, select_ids
+from .writes import WriteEngine
+
+BULK_CHUNK = 500
+"""Records per script call in ``create_many``, ``update_many`` and ``delete_many``: big enough to
+amortize a round trip, small enough to keep the server's other clients waiting only briefly."""
+
+
+def validated(meta: ModelMeta, data: Mapping[str, Any] | Model) -> Model:
+    """A caller's record data as a model instance, checked before any I/O."""
+    if isinstance(data, meta.model):
+        check_supplied_id(meta, data)
+        return data
+    if isinstance(data, Model):
+        raise ValidationError(f"expected {meta.name} data, got a {type(data).__name__}")
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{meta.name} data must be a mapping or a {meta.name}")
+    check_supplied_id(meta, data)
+    return model_of(meta, data)
+
+
+def model_of(meta: ModelMeta, values: Mapping[str, Any]) -> Model:
+    """Validate record values into the model (no check of who chose the id)."""
+    try:
+        return meta.model.model_validate(dict(values))
+    except pydantic.ValidationError as exc:
+        raise ValidationError(
+            f"invalid {meta.name}: {exc}", errors=[dict(e) for e in exc.errors()], cause=exc
+        ) from exc
+
+
+def check_distinct(ops: Sequence[CreateOp]) -> None:
+    """Two records of one ``create_many`` may not share an id or a unique value."""
+    seen: dict[str, int] = {}
+    for position, op in enumerate(ops):
+        for key in [op.id_text, *entries(op.meta, op.id_text, op.facts).claims]:
+            if key in seen:
+                raise ValidationError(
+                    f"{op.meta.name}: items {seen[key]} and {position} of create_many share a unique "
+                    "value or id",
+                    meta={"model": op.meta.name, "items": (seen[key], position)},
+                )
+            seen[key] = position
+
+
+async def read_located(
+    backend: Backend, meta: ModelMeta, locator: Locator
+) -> tuple[str, dict[str, str]] | None:
+    """The id and stored hash of the record a locator finds, or None; a claim must point at a
+    record that still holds its value."""
+    id_text = locator.id_text
+    if id_text is None:
+        assert locator.claim is not None
+        id_text = await backend.execute(("GET", locator.claim))
+        if id_text is None:
+            return None
+    stored = await backend.execute(("HGETALL", meta.keys.record(id_text)))
+    if not stored:
+        return None
+    claims = entries(meta, id_text, record_facts(meta, stored)).claims
+    if locator.claim is not None and locator.claim not in claims:
+        return None
+    return id_text, stored
+
+
+def changed_record(
+    meta: ModelMeta, id_text: str, stored: Mapping[str, str], changes: Mapping[str, FieldChange]
+) -> Model:
+    """The record with ``changes`` applied, validated as a whole."""
+    current = meta.decode(id_text, stored)
+    values = {name: getattr(current, name) for name in meta.model.model_fields if name in current.__dict__}
+    for name, change in changes.items():
+        try:
+            values[name] = change.apply(values.get(name))
+        except ValidationError as exc:
+            raise ValidationError(
+                f"{meta.name}.{name}: {exc.message}", meta={"model": meta.name, "field": name}
+            ) from exc
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"{meta.name}.{name}: cannot {change.op} the stored value: {type(exc).__name__}",
+                meta={"model": meta.name, "field": name},
+            ) from exc
+    return model_of(meta, values)
+
+
+async def update_one(
+    engine: WriteEngine,
+    meta: ModelMeta,
+    locator: Locator,
+    changes: Mapping[str, FieldChange],
+    expiry: Expiry,
+    *,
+    create: CreateOp | None = None,
+) -> Model | None:
+    """Update the record a locator finds (or create ``create`` when there is none)."""
+    plain = plain_changes(meta, changes)
+    if plain is not None:
+        op = UpdateOp(meta, locator, plain, expiry, create=create)
+        await engine.run([op])
+        result: Model | None = op.result
+        return result
+
+    async def attempt() -> Model | None:
+        found = await read_located(engine.backend, meta, locator)
+        if found is None:
+            if create is None:
+                return None
+            try:
+                await engine.run([create])
+            except UniqueConstraintError:
+                if await read_located(engine.backend, meta, locator) is None:
+                    raise
+                raise write_conflict(meta) from None  # a racing create won: update it instead
+            created: Model = create.result
+            return created
+        id_text, stored = found
+        updated = changed_record(meta, id_text, stored, changes)
+        op = UpdateOp(
+            meta, Locator(meta, id_text=id_text), diff_changes(meta, stored, updated), expiry, expect=stored
+        )
+        await engine.run([op])
+        result: Model | None = op.result
+        return result
+
+    return await engine.retrying(attempt)
+
+
+async def write_matching(
+    engine: WriteEngine,
+    meta: ModelMeta,
+    query: Query,
+    test: Matcher,
+    make_op: Callable[[str, dict[str, str]], WriteOp],
+) -> int:
+    """Write every record ``query`` selects, in chunks; each op carries the record it was tested
+    on, so a record changed since is read and tested again, never clobbered."""
+    backend = engine.backend
+    ids = await select_ids(backend, meta, query)
+    written = 0
+    for start in range(0, len(ids), BULK_CHUNK):
+        chunk = ids[start : start + BULK_CHUNK]
+
+        async def attempt(chunk: list[str] = chunk) -> int:
+            rows = await fetch_rows(backend, meta, chunk, None)
+            ops = [
+                make_op(id_text, dict(row))
+                for id_text in chunk
+                if (row := rows.get(id_text)) is not None and test(row)
+            ]
+            await engine.run(ops)
+            return sum(op.result is not None for op in ops)
+
+        written += await engine.retrying(attempt)
+    return written
+
+
+def update_op_for(
+    meta: ModelMeta, changes: Mapping[str, FieldChange], expiry: Expiry
+) -> Callable[[str, dict[str, str]], WriteOp]:
+    """How ``update_many`` changes one record it has read and tested."""
+    plain = plain_changes(meta, changes)
+
+    def make(id_text: str, stored: dict[str, str]) -> WriteOp:
+        locator = Locator(meta, id_text=id_text)
+        if plain is not None:
+            return UpdateOp(meta, locator, plain, expiry, expect=stored)
+        updated = changed_record(meta, id_text, stored, changes)
+        return UpdateOp(meta, locator, diff_changes(meta, stored, updated), expiry, expect=stored)
+
+    return make
+
+
+def delete_op_for(meta: ModelMeta) -> Callable[[str, dict[str, str]], WriteOp]:
+    def make(id_text: str, stored: dict[str, str]) -> WriteOp:
+        return DeleteOp(meta, Locator(meta, id_text=id_text), expect=stored)
+
+    return make

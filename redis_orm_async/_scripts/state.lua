@@ -1,0 +1,191 @@
+-- The record-state model shared by every write script: key escaping, value tokens, exact integer
+-- arithmetic, a model's descriptor, and the index entries a record's facts imply. Each function
+-- mirrors one in redis_orm_async/_model/state.py or _model/keys.py, and tests run both on the
+-- same inputs.
+
+local function escape(text)
+  return (string.gsub(text, '[%%:{}%*%?%[%]\\~=#%-%c]', function(c)
+    return string.format('%%%02X', string.byte(c))
+  end))
+end
+
+-- '-' for null, '=' and the escaped text, or '#' and a digest for text longer than 256 bytes
+local function value_token(text)
+  if text == nil then return '-' end
+  if #text > 256 then return '#' .. redis.sha1hex(text) end
+  return '=' .. escape(text)
+end
+
+local function score_text(number_text)
+  local value = tonumber(number_text)
+  if value == math.huge then return 'inf' end
+  if value == -math.huge then return '-inf' end
+  return string.format('%.17g', value)
+end
+
+local function is_int_text(text)
+  return type(text) == 'string' and string.match(text, '^%-?%d+$') ~= nil
+    and string.match(text, '^%-?0%d') == nil and text ~= '-0'
+end
+
+local function compare_digits(a, b)
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+
+local function add_digits(a, b)
+  local out, carry = {}, 0
+  local i, j = #a, #b
+  while i > 0 or j > 0 or carry > 0 do
+    local sum = carry
+    if i > 0 then sum = sum + string.byte(a, i) - 48; i = i - 1 end
+    if j > 0 then sum = sum + string.byte(b, j) - 48; j = j - 1 end
+    out[#out + 1] = string.char(48 + sum % 10)
+    carry = math.floor(sum / 10)
+  end
+  return string.reverse(table.concat(out))
+end
+
+-- a - b for digit strings with a >= b
+local function subtract_digits(a, b)
+  local out, borrow = {}, 0
+  local j = #b
+  for i = #a, 1, -1 do
+    local digit = string.byte(a, i) - 48 - borrow
+    if j > 0 then digit = digit - (string.byte(b, j) - 48); j = j - 1 end
+    if digit < 0 then digit = digit + 10; borrow = 1 else borrow = 0 end
+    out[#out + 1] = string.char(48 + digit)
+  end
+  local text = string.gsub(string.reverse(table.concat(out)), '^0+', '')
+  if text == '' then return '0' end
+  return text
+end
+
+-- exact sum of two canonical integer texts, whatever their size
+local function add_int(x, y)
+  if #x < 16 and #y < 16 then
+    local sum = tonumber(x) + tonumber(y)
+    if sum == 0 then return '0' end
+    return string.format('%.0f', sum)
+  end
+  local x_negative, y_negative = string.sub(x, 1, 1) == '-', string.sub(y, 1, 1) == '-'
+  local a = x_negative and string.sub(x, 2) or x
+  local b = y_negative and string.sub(y, 2) or y
+  local digits, negative
+  if x_negative == y_negative then
+    digits, negative = add_digits(a, b), x_negative
+  else
+    local order = compare_digits(a, b)
+    if order == 0 then return '0' end
+    if order > 0 then digits, negative = subtract_digits(a, b), x_negative
+    else digits, negative = subtract_digits(b, a), y_negative end
+  end
+  if negative then return '-' .. digits end
+  return digits
+end
+
+local function split(text, separator)
+  local parts = {}
+  for part in string.gmatch(text, '[^' .. separator .. ']+') do parts[#parts + 1] = part end
+  return parts
+end
+
+-- A model as the client describes it: 'F\tname:needs...' (fields with facts, in state-line
+-- order; needs: t token, s score, x lex text), 'E\t...' equality, 'R\t...' range, 'L\t...' lex,
+-- 'U\tname\tfield...' one unique constraint; flags hold 'i' for int ids.
+local function parse_model(base, flags, descriptor)
+  local model = {
+    base = base, ids = base .. ':ids', st = base .. ':st', exp = base .. ':exp',
+    int_ids = string.find(flags, 'i', 1, true) ~= nil,
+    facts = {}, needs = {}, equality = {}, range = {}, lex = {}, uniques = {},
+  }
+  for _, line in ipairs(split(descriptor, '\n')) do
+    local parts = split(line, '\t')
+    local tag = parts[1]
+    if tag == 'F' then
+      for i = 2, #parts do
+        local name, needs = string.match(parts[i], '^([^:]+):(.*)$')
+        model.facts[#model.facts + 1] = name
+        model.needs[name] = needs
+      end
+    elseif tag == 'E' or tag == 'R' or tag == 'L' then
+      local list = tag == 'E' and model.equality or (tag == 'R' and model.range or model.lex)
+      for i = 2, #parts do list[#list + 1] = parts[i] end
+    elseif tag == 'U' then
+      local fields = {}
+      for i = 3, #parts do fields[#fields + 1] = parts[i] end
+      model.uniques[#model.uniques + 1] = {name = parts[2], fields = fields}
+    end
+  end
+  return model
+end
+
+-- A state line: one row per field with facts, 'name\ttoken\tscore\tlex', rows joined by '\n'.
+local function parse_facts(line)
+  local facts = {}
+  if not line then return facts end
+  for row in string.gmatch(line, '[^\n]+') do
+    local name, token, score, lex = string.match(row, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
+    if name then facts[name] = {t = token, s = score, x = lex} end
+  end
+  return facts
+end
+
+local function format_facts(model, facts)
+  local rows = {}
+  for _, name in ipairs(model.facts) do
+    local fact = facts[name]
+    if fact then rows[#rows + 1] = name .. '\t' .. fact.t .. '\t' .. fact.s .. '\t' .. fact.x end
+  end
+  return table.concat(rows, '\n')
+end
+
+-- The facts of an integer text computed here (a counter's new value): its token and score.
+local function int_facts(model, name, text)
+  local needs = model.needs[name] or ''
+  local fact = {t = '', s = '', x = ''}
+  if string.find(needs, 't', 1, true) then fact.t = value_token(text) end
+  if string.find(needs, 's', 1, true) then fact.s = score_text(text) end
+  return fact
+end
+
+local function id_score(model, id)
+  if model.int_ids then return id end
+  return '0'
+end
+
+-- Every ZSET entry (key -> {member, score}) and claim (key -> constraint) the facts imply.
+local function entries(model, id, facts)
+  local zsets, claims = {}, {}
+  local score = id_score(model, id)
+  zsets[model.ids] = {id, score}
+  for _, name in ipairs(model.equality) do
+    local fact = facts[name]
+    if fact and fact.t ~= '' then zsets[model.base .. ':i:' .. name .. ':' .. fact.t] = {id, score} end
+  end
+  for _, name in ipairs(model.range) do
+    local fact = facts[name]
+    if fact and fact.s ~= '' then zsets[model.base .. ':z:' .. name] = {id, fact.s} end
+  end
+  for _, name in ipairs(model.lex) do
+    local fact = facts[name]
+    if fact and fact.x ~= '' then zsets[model.base .. ':l:' .. name] = {fact.x .. '\0' .. id, '0'} end
+  end
+  for _, unique in ipairs(model.uniques) do
+    local parts = {}
+    for _, name in ipairs(unique.fields) do
+      local token
+      if name == 'id' then
+        token = value_token(id)
+      else
+        local fact = facts[name]
+        token = fact and fact.t or ''
+      end
+      if token == '' or token == '-' then parts = nil; break end
+      parts[#parts + 1] = token
+    end
+    if parts then claims[model.base .. ':u:' .. unique.name .. ':' .. table.concat(parts, ':')] = unique.name end
+  end
+  return zsets, claims
+end

@@ -1,0 +1,526 @@
+--! include state.lua
+-- Every write of the ORM: a batch of operations applied as one atomic step.
+--
+-- Pass one reads what each operation needs (records, state lines, claims), checks it against an
+-- in-memory overlay that earlier operations of the batch have already changed, and queues the
+-- commands; if any operation fails, nothing is written. Pass two runs the queued commands.
+-- redis_orm_async/_engine/writes.py builds the arguments and holds the same logic in Python for
+-- servers that refuse scripts.
+--
+-- KEYS: the id ZSET of each model in the batch (it routes the call on a cluster).
+-- ARGV: #models, then per model: base, flags, descriptor; then sweep limit; then #ops and the ops:
+--   C model id ttl_ms fresh #fields (name text)... state_line  create (fails if the id is live)
+--   U model locator expect ttl #changes (name op value token score lex)... create?
+--                                                              update, or upsert when create? is 'C ...'
+--   D model locator expect                                     delete, answering the old hash
+--   T model locator ttl_ms                                     touch: a fresh expiry
+--   S model limit                                              sweep records that are due
+--   X model #ids id...                                         clean these ids if they are gone
+--   R model id expect state_line                               repair: rebuild a record's entries
+--   P model key kind #members member...                        repair: prune entries nobody implies
+-- locator: 'i' id | 'c' claim key; expect: '-' or #fields and the hash as the caller read it;
+-- ttl: 'k' keep, 'p' persist, or milliseconds; change op: 's' set, 'n' null, 'i' add an integer;
+-- fresh: 'n' for an id the client generated (nothing to read), '-' otherwise.
+-- Answer: {'ok', result...} or {'err', op, code, detail...}.
+
+local position = 0
+local function arg()
+  position = position + 1
+  return ARGV[position]
+end
+local function int_arg() return tonumber(arg()) end
+
+local clock = nil
+local function now_ms()
+  if not clock then
+    local time = redis.call('TIME')
+    clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  end
+  return clock
+end
+
+local models = {}
+for i = 1, int_arg() do models[i] = parse_model(arg(), arg(), arg()) end
+local sweep_limit = int_arg()
+
+local queued = {}
+local function queue(...) queued[#queued + 1] = {...} end
+
+local holders = {}
+local function holder_of(claim)
+  local holder = holders[claim]
+  if holder == nil then
+    holder = redis.call('GET', claim)
+    holders[claim] = holder
+  end
+  return holder
+end
+
+-- the overlay: one table per record touched, loaded once and changed as operations apply
+local records = {}
+local function record(model, id)
+  local cache_key = model.base .. '\n' .. id
+  local found = records[cache_key]
+  if found then return found end
+  local key = model.base .. ':r:' .. escape(id)
+  local line = redis.call('HGET', model.st, id)
+  local expiry = redis.call('ZSCORE', model.exp, id)
+  found = {
+    model = model, id = id, key = key,
+    exists = redis.call('EXISTS', key) == 1,
+    facts = parse_facts(line), line = line or '',
+    exp = expiry and tonumber(expiry) or nil,
+  }
+  records[cache_key] = found
+  return found
+end
+
+local function hash_of(rec)
+  if rec.hash == nil then
+    rec.hash = {}
+    if rec.exists then
+      local flat = redis.call('HGETALL', rec.key)
+      for i = 1, #flat, 2 do rec.hash[flat[i]] = flat[i + 1] end
+    end
+  end
+  return rec.hash
+end
+
+local function flat_hash(rec)
+  local flat = {}
+  for name, text in pairs(hash_of(rec)) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = text
+  end
+  return flat
+end
+
+-- a record with nothing but leftovers: its hash is gone (expired, evicted, deleted by hand)
+local function leftovers(rec)
+  if rec.exists then return false end
+  if rec.listed == nil then rec.listed = redis.call('ZSCORE', rec.model.ids, rec.id) ~= false end
+  return rec.line ~= '' or rec.exp ~= nil or rec.listed
+end
+
+local failure = nil
+local function fail(index, code, ...)
+  if not failure then failure = {'err', index, code, ...} end
+  return false
+end
+
+local function claims_of(rec)
+  if not rec.exists then return {} end
+  local _, claims = entries(rec.model, rec.id, rec.facts)
+  return claims
+end
+
+-- Move a record from its current state to a new one: nil facts removes it. Checks the unique
+-- claims it wants (a claim held by another live record that still holds the value is a
+-- violation; any other holder is stale and taken over), then queues every change.
+local function transition(index, rec, new_facts, new_exp, hash_writes, hash_deletes, fresh)
+  local model, id = rec.model, rec.id
+  local old_zsets, old_claims = {}, {}
+  if rec.exists or leftovers(rec) then old_zsets, old_claims = entries(model, id, rec.facts) end
+  local new_zsets, new_claims = {}, {}
+  if new_facts then new_zsets, new_claims = entries(model, id, new_facts) end
+
+  for claim, constraint in pairs(new_claims) do
+    local holder = holder_of(claim)
+    if holder and holder ~= id then
+      local other = record(model, holder)
+      if other.exists and claims_of(other)[claim] then
+        return fail(index, 'unique', model.base, constraint)
+      end
+    end
+  end
+
+  if not new_facts then
+    if rec.exists then queue('DEL', rec.key) end
+  elseif fresh then
+    local mapping = {'HSET', rec.key, 'id', id}
+    for i = 1, #hash_writes, 2 do
+      mapping[#mapping + 1] = hash_writes[i]
+      mapping[#mapping + 1] = hash_writes[i + 1]
+    end
+    queue(unpack(mapping))
+  else
+    if #hash_writes > 0 then queue('HSET', rec.key, unpack(hash_writes)) end
+    if #hash_deletes > 0 then queue('HDEL', rec.key, unpack(hash_deletes)) end
+  end
+
+  for key, entry in pairs(old_zsets) do
+    local after = new_zsets[key]
+    if not after or after[1] ~= entry[1] then queue('ZREM', key, entry[1]) end
+  end
+  for key, entry in pairs(new_zsets) do
+    local before = old_zsets[key]
+    if not before or before[1] ~= entry[1] or before[2] ~= entry[2] then
+      queue('ZADD', key, entry[2], entry[1])
+    end
+  end
+  for claim in pairs(old_claims) do
+    if not new_claims[claim] and holder_of(claim) == id then
+      queue('DEL', claim)
+      holders[claim] = false
+    end
+  end
+  local expiry_changed = new_facts and new_exp ~= rec.exp
+  for claim in pairs(new_claims) do
+    if holders[claim] ~= id then
+      if new_exp then queue('SET', claim, id, 'PXAT', new_exp) else queue('SET', claim, id) end
+      holders[claim] = id
+    elseif expiry_changed then
+      if new_exp then queue('PEXPIREAT', claim, new_exp) else queue('PERSIST', claim) end
+    end
+  end
+
+  if new_facts then
+    if expiry_changed or (fresh and new_exp) then
+      if new_exp then
+        queue('PEXPIREAT', rec.key, new_exp)
+        queue('ZADD', model.exp, new_exp, id)
+      else
+        if not fresh then queue('PERSIST', rec.key) end
+        queue('ZREM', model.exp, id)
+      end
+    end
+    local line = format_facts(model, new_facts)
+    if line ~= rec.line then
+      if line == '' then queue('HDEL', model.st, id) else queue('HSET', model.st, id, line) end
+    end
+    rec.line, rec.exp, rec.listed, rec.exists, rec.facts = line, new_exp, true, true, new_facts
+  else
+    if rec.exp then queue('ZREM', model.exp, id) end
+    if rec.line ~= '' then queue('HDEL', model.st, id) end
+    rec.line, rec.exp, rec.listed, rec.exists, rec.facts, rec.hash = '', nil, false, false, {}, {}
+  end
+  return true
+end
+
+local function clean(index, rec)
+  if leftovers(rec) then return transition(index, rec, nil, nil, {}, {}, false) end
+  return true
+end
+
+local function read_hash(count)
+  local expected = {}
+  for _ = 1, count do
+    local name = arg()
+    expected[name] = arg()
+  end
+  return expected
+end
+
+local function same_hash(actual, expected, count)
+  local seen = 0
+  for name, text in pairs(actual) do
+    if expected[name] ~= text then return false end
+    seen = seen + 1
+  end
+  return seen == count
+end
+
+local function expiry_of(ttl, current)
+  if ttl == 'k' then return current end
+  if ttl == 'p' then return nil end
+  return now_ms() + tonumber(ttl)
+end
+
+-- the record a locator names, or nil; a claim must point at a live record that still holds it
+local function locate(model, kind, value)
+  if kind == 'i' then return record(model, value) end
+  local holder = holder_of(value)
+  if not holder then return nil end
+  local rec = record(model, holder)
+  if rec.exists and not claims_of(rec)[value] then return nil end
+  return rec
+end
+
+local function read_create()
+  local spec = {id = arg(), ttl = arg(), fresh = arg() == 'n', writes = {}}
+  for _ = 1, int_arg() do
+    spec.writes[#spec.writes + 1] = arg()
+    spec.writes[#spec.writes + 1] = arg()
+  end
+  spec.line = arg()
+  return spec
+end
+
+local function create(index, model, spec)
+  local cache_key = model.base .. '\n' .. spec.id
+  if spec.fresh and not records[cache_key] then
+    -- an id the client just generated: no record, and nothing left of one, can have it
+    records[cache_key] = {
+      model = model, id = spec.id, key = model.base .. ':r:' .. escape(spec.id),
+      exists = false, facts = {}, line = '', listed = false,
+    }
+  end
+  local rec = record(model, spec.id)
+  if rec.exists then return fail(index, 'exists', model.base, spec.id) end
+  local exp = nil
+  if spec.ttl ~= '' then exp = now_ms() + tonumber(spec.ttl) end
+  if not transition(index, rec, parse_facts(spec.line), exp, spec.writes, {}, true) then return false end
+  local hash = {id = spec.id}
+  for i = 1, #spec.writes, 2 do hash[spec.writes[i]] = spec.writes[i + 1] end
+  rec.hash = hash
+  return rec
+end
+
+local function read_expect()
+  local expect = arg()
+  if expect == '-' then return nil, 0 end
+  local count = tonumber(expect)
+  return read_hash(count), count
+end
+
+local function update(index, model)
+  local kind, value = arg(), arg()
+  local expected, expected_count = read_expect()
+  local ttl = arg()
+  local changes = {}
+  for _ = 1, int_arg() do
+    changes[#changes + 1] = {name = arg(), op = arg(), value = arg(), t = arg(), s = arg(), x = arg()}
+  end
+  local spec = nil
+  if arg() == 'C' then spec = read_create() end
+  local rec = locate(model, kind, value)
+  if not rec or not rec.exists then
+    if rec and not clean(index, rec) then return false end
+    if not spec then return false end
+    local created = create(index, model, spec)
+    if not created then return false end
+    return flat_hash(created)
+  end
+  local hash = hash_of(rec)
+  if expected and not same_hash(hash, expected, expected_count) then
+    return fail(index, 'conflict', model.base, rec.id)
+  end
+  local facts = {}
+  for name, fact in pairs(rec.facts) do facts[name] = fact end
+  local new_hash = {}
+  for name, text in pairs(hash) do new_hash[name] = text end
+  for _, change in ipairs(changes) do
+    local name = change.name
+    if change.op == 'i' then
+      local current = new_hash[name]
+      if current == nil then return fail(index, 'null', model.base, name) end
+      if not is_int_text(current) then return fail(index, 'not_int', model.base, name) end
+      local text = add_int(current, change.value)
+      new_hash[name] = text
+      if model.needs[name] then facts[name] = int_facts(model, name, text) end
+    else
+      if change.op == 's' then new_hash[name] = change.value else new_hash[name] = nil end
+      if model.needs[name] then facts[name] = {t = change.t, s = change.s, x = change.x} end
+    end
+  end
+  local writes, deletes = {}, {}
+  for name, text in pairs(new_hash) do
+    if hash[name] ~= text then
+      writes[#writes + 1] = name
+      writes[#writes + 1] = text
+    end
+  end
+  for name in pairs(hash) do
+    if new_hash[name] == nil then deletes[#deletes + 1] = name end
+  end
+  if not transition(index, rec, facts, expiry_of(ttl, rec.exp), writes, deletes, false) then return false end
+  rec.hash = new_hash
+  return flat_hash(rec)
+end
+
+local function delete(index, model)
+  local kind, value = arg(), arg()
+  local expected, expected_count = read_expect()
+  local rec = locate(model, kind, value)
+  if not rec then return false end
+  if not rec.exists then
+    if not clean(index, rec) then return false end
+    return false
+  end
+  local old = flat_hash(rec)
+  if expected and not same_hash(hash_of(rec), expected, expected_count) then
+    return fail(index, 'conflict', model.base, rec.id)
+  end
+  if not transition(index, rec, nil, nil, {}, {}, false) then return false end
+  return old
+end
+
+local function touch(index, model)
+  local kind, value = arg(), arg()
+  local ttl = arg()
+  local rec = locate(model, kind, value)
+  if not rec then return false end
+  if not rec.exists then
+    if not clean(index, rec) then return false end
+    return false
+  end
+  if not transition(index, rec, rec.facts, expiry_of(ttl, rec.exp), {}, {}, false) then return false end
+  return flat_hash(rec)
+end
+
+-- Remove the leftovers of due records; a live one keeps its entries, its expiry entry mended.
+local function sweep(index, model, limit)
+  if redis.call('EXISTS', model.exp) == 0 then return {0, 0} end
+  local now = now_ms()
+  local due = redis.call('ZRANGEBYSCORE', model.exp, '-inf', '(' .. now, 'LIMIT', 0, limit)
+  local swept = 0
+  for _, id in ipairs(due) do
+    local rec = record(model, id)
+    if rec.exists then
+      local left = redis.call('PTTL', rec.key)
+      if left == -1 then
+        queue('ZREM', model.exp, id)
+        rec.exp = nil
+      elseif left > 0 then
+        rec.exp = now + left
+        queue('ZADD', model.exp, rec.exp, id)
+      end
+    elseif leftovers(rec) then
+      clean(index, rec)
+      swept = swept + 1
+    end
+  end
+  return {swept, #due}
+end
+
+local function clean_ids(index, model)
+  local cleaned = 0
+  for _ = 1, int_arg() do
+    local rec = record(model, arg())
+    if leftovers(rec) then
+      clean(index, rec)
+      cleaned = cleaned + 1
+    end
+  end
+  return cleaned
+end
+
+-- Rebuild a live record's entries, claims and state line from its hash (``line``: the facts the
+-- caller computed from the hash it read). Answers 'gone', 'changed' (read it again), or 'ok' and
+-- the constraints whose value another live record holds (duplicates only a person can settle).
+local function rebuild(index, model)
+  local id = arg()
+  local expected, expected_count = read_expect()
+  local facts = parse_facts(arg())
+  local rec = record(model, id)
+  if not rec.exists then
+    clean(index, rec)
+    return {'gone'}
+  end
+  if not same_hash(hash_of(rec), expected, expected_count) then return {'changed'} end
+  local old_zsets, old_claims = entries(model, id, rec.facts)
+  local new_zsets, new_claims = entries(model, id, facts)
+  for key, entry in pairs(old_zsets) do
+    local after = new_zsets[key]
+    if not after or after[1] ~= entry[1] then queue('ZREM', key, entry[1]) end
+  end
+  for key, entry in pairs(new_zsets) do queue('ZADD', key, entry[2], entry[1]) end
+  for claim in pairs(old_claims) do
+    if not new_claims[claim] and holder_of(claim) == id then
+      queue('DEL', claim)
+      holders[claim] = false
+    end
+  end
+  local left = redis.call('PTTL', rec.key)
+  local exp = nil
+  if left > 0 then
+    exp = now_ms() + left
+    queue('ZADD', model.exp, exp, id)
+  elseif rec.exp then
+    queue('ZREM', model.exp, id)
+  end
+  local answer = {'ok'}
+  for claim, constraint in pairs(new_claims) do
+    local holder = holder_of(claim)
+    local other = nil
+    if holder and holder ~= id then other = record(model, holder) end
+    if other and other.exists and claims_of(other)[claim] then
+      answer[#answer + 1] = constraint
+    else
+      if exp then queue('SET', claim, id, 'PXAT', exp) else queue('SET', claim, id) end
+      holders[claim] = id
+    end
+  end
+  local line = format_facts(model, facts)
+  if line == '' then queue('HDEL', model.st, id) else queue('HSET', model.st, id, line) end
+  rec.facts, rec.line, rec.exp = facts, line, exp
+  return answer
+end
+
+-- Remove the members of one index key (kind 'z', a lex ZSET 'l'), claims ('c'), state lines
+-- ('s') or expiry entries ('e') that no record's state implies any more.
+local function prune(index, model)
+  local key, kind = arg(), arg()
+  local removed = 0
+  for _ = 1, int_arg() do
+    local member = arg()
+    local owner = member
+    if kind == 'l' then owner = string.sub(member, (string.find(member, '\0', 1, true) or 0) + 1) end
+    if kind == 'c' then
+      local holder = holder_of(member)
+      if holder then
+        local rec = record(model, holder)
+        if not rec.exists or not claims_of(rec)[member] then
+          if not rec.exists then clean(index, rec) end
+          if holder_of(member) then
+            queue('DEL', member)
+            holders[member] = false
+            removed = removed + 1
+          end
+        end
+      end
+    else
+      local rec = record(model, owner)
+      if not rec.exists then
+        if leftovers(rec) then clean(index, rec) end
+        if kind == 'z' or kind == 'l' then queue('ZREM', key, member) end
+        removed = removed + 1
+      elseif kind == 'z' or kind == 'l' then
+        local zsets = entries(model, owner, rec.facts)
+        local entry = zsets[key]
+        if not entry or entry[1] ~= member then
+          queue('ZREM', key, member)
+          removed = removed + 1
+        end
+      elseif kind == 'e' and redis.call('PTTL', rec.key) < 0 then
+        queue('ZREM', model.exp, owner)
+        rec.exp = nil
+        removed = removed + 1
+      end
+    end
+  end
+  return removed
+end
+
+local results = {'ok'}
+for index = 1, int_arg() do
+  local kind = arg()
+  local model = models[int_arg()]
+  local result
+  if kind == 'C' then
+    result = create(index, model, read_create()) and true
+  elseif kind == 'U' then
+    result = update(index, model)
+  elseif kind == 'D' then
+    result = delete(index, model)
+  elseif kind == 'T' then
+    result = touch(index, model)
+  elseif kind == 'S' then
+    result = sweep(index, model, int_arg())
+  elseif kind == 'X' then
+    result = clean_ids(index, model)
+  elseif kind == 'R' then
+    result = rebuild(index, model)
+  elseif kind == 'P' then
+    result = prune(index, model)
+  else
+    return {'err', index, 'unknown_op', kind}
+  end
+  if failure then return failure end
+  results[#results + 1] = result
+end
+if sweep_limit > 0 then
+  for _, model in ipairs(models) do sweep(0, model, sweep_limit) end
+end
+for _, command in ipairs(queued) do redis.call(unpack(command)) end
+return results
