@@ -449,9 +449,12 @@ class Plan:
             else:
                 tested = _render_test(self.test)
             lines.append("  tested per id: " + tested.replace("\n", "\n  "))
-            if self.strategy == "count" and self.covering:
+            if self.strategy == "count" and self.test == TRUE_TEST:
+                lines.append("  counted: the id ZSET's cardinality, less the due part of the expiry ZSET")
+            elif self.strategy == "count" and self.covering:
                 lines.append("  counted: its cardinality, less its members whose records are due to expire")
             lines.append("  expired records: skipped by their own expiry score; nothing is written")
+            lines.append("  (the expired ids a read met are cleaned up after it, best effort)")
         lines.append(f"  exact from indexes: {'yes' if self.exact else 'no'}")
         if self.filtered_in_python:
             lines.append("  filtered in Python: " + "; ".join(self.filtered_in_python))
