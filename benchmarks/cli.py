@@ -22,7 +22,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         description="The ORM against hand-written redis.asyncio code, on a private redis-server.",
     )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="about a minute: 3 runs of each line")
+    size.add_argument("--quick", action="store_true", help="about 90 s: 3 runs of each line")
     size.add_argument("--smoke", action="store_true", help="a handful of operations: checks, not numbers")
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W8")
     parser.add_argument("--repetitions", type=int, help="runs of each line (the median is reported)")

@@ -1,7 +1,8 @@
 """The harness: start a private redis-server, seed it, and run every case against every line.
 
-Repetitions interleave the lines (orm, raw, raw-batched, then the reverse order), so that a noisy
-neighbour on a shared machine slows all of them rather than one.
+Repetitions interleave the lines (orm, raw, raw-watch, raw-batched, then the reverse order), so
+that a noisy neighbour on a shared machine slows all of them rather than one. The targets are
+judged once every case has run, since W10's compares two cases.
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ import redis.asyncio as aioredis
 from redis_orm_async import Orm, create_orm
 from redis_orm_async.testing import EmbeddedRedis
 
-from .cases import Case, Target, all_cases, disagreements
-from .env import ORM, RAW, RAW_BATCHED, Env, Settings
+from .cases import Case, disagreements, user_cases
+from .env import LINES, ORM, Env, Settings
+from .expiry import session_cases
 from .measure import LineStats, Outcome, Sample, measure
-from .models import Post, User, posts_data, schema, users_data
-from .raw import RawRedis, RawStore
+from .models import Post, Session, User, comparable, posts_data, schema, users_data
+from .raw import RawStore
+from .raw_watch import WatchStore
+from .rawio import RawRedis
+from .targets import Target, Verdict, judge
 
-__all__ = ["CaseResult", "Report", "Settings", "run"]
+__all__ = ["CaseResult", "Report", "Settings", "all_cases", "run"]
 
 SEED = 20_240_601
 
@@ -49,7 +54,9 @@ class CaseResult:
     reason: str = ""
     lines: dict[str, LineStats] = field(default_factory=dict)
     target: Target | None = None
+    verdict: Verdict | None = None
     problems: list[str] = field(default_factory=list)
+    remarks: list[str] = field(default_factory=list)
 
     @property
     def agree(self) -> bool:
@@ -63,18 +70,13 @@ class CaseResult:
 
     @property
     def target_met(self) -> bool | None:
-        if self.target is None or not self.available:
-            return None
-        ratio = self.ratio(self.target.baseline)
-        if ratio is None:
-            return None
-        trips_ok = (
-            self.target.max_round_trips is None
-            or self.lines[ORM].round_trips_per_op <= self.target.max_round_trips + 1e-9
-        )
-        return ratio >= self.target.minimum and trips_ok
+        return None if self.verdict is None or not self.available else self.verdict.met
 
     def to_json(self) -> dict[str, Any]:
+        target = None
+        if self.target is not None:
+            target = {**asdict(self.target), "describe": self.target.describe(), "met": self.target_met}
+            target["measured"] = None if self.verdict is None else self.verdict.measured
         return {
             "key": self.key,
             "workload": self.workload,
@@ -83,11 +85,11 @@ class CaseResult:
             "available": self.available,
             "reason": self.reason,
             "lines": {line: asdict(stats) for line, stats in self.lines.items()},
-            "ratio_orm_raw": self.ratio(RAW),
-            "ratio_orm_raw_batched": self.ratio(RAW_BATCHED),
-            "target": None if self.target is None else {**asdict(self.target), "met": self.target_met},
+            "ratios": {f"orm/{line}": self.ratio(line) for line in LINES[1:] if line in self.lines},
+            "target": target,
             "agree": self.agree,
             "problems": self.problems,
+            "remarks": self.remarks,
         }
 
 
@@ -137,13 +139,20 @@ async def _open_connections(env: Env, count: int) -> None:
             tasks.start_soon(raw_ping)
 
 
+def all_cases(settings: Settings) -> list[Case]:
+    return [*user_cases(settings), *session_cases(settings)]
+
+
 async def _seed(env: Env) -> None:
+    """The same users and posts (the same ids) in the ORM's layout and in the raw layout."""
     settings = env.settings
     await env.monitor.flushdb()
     users = await env.users.create_many(users_data(SEED, "seed", settings.users))
     env.user_ids = [user.id for user in users]
     authors = env.user_ids[: settings.authors]
-    await env.posts.create_many(posts_data(SEED, authors, settings.posts))
+    posts = await env.posts.create_many(posts_data(SEED, authors, settings.posts))
+    await env.raw.create_users([comparable(user) or {} for user in users], settings.bulk_chunk)
+    await env.raw.create_posts([comparable(post, skip=("author",)) or {} for post in posts])
 
 
 async def run_case(env: Env, case: Case, log: Callable[[str], None]) -> CaseResult:
@@ -158,7 +167,7 @@ async def run_case(env: Env, case: Case, log: Callable[[str], None]) -> CaseResu
     ops = case.ops(env)
     for line in case.lines:
         env.run_no += 1
-        await (await case.timed(env, line, 0, min(settings.warmup, ops))).run()
+        await (await case.timed(env, line, 0, case.warmup(env))).run()
     samples: dict[str, list[Sample]] = {line: [] for line in case.lines}
     outcomes: dict[str, list[Outcome]] = {line: [] for line in case.lines}
     for rep in range(settings.repetitions):
@@ -170,6 +179,13 @@ async def run_case(env: Env, case: Case, log: Callable[[str], None]) -> CaseResu
             outcomes[line].append(outcome)
     result.lines = {line: LineStats.of(samples[line]) for line in case.lines}
     result.problems = disagreements(case, outcomes, ops) + await case.verify(env, outcomes)
+    result.remarks = case.remarks
+    for line, runs in outcomes.items():
+        gave_up, performed = sum(o.gave_up for o in runs), sum(s.ops for s in samples[line])
+        if gave_up:
+            result.remarks.append(
+                f"{case.key}: {line}: {gave_up} of {performed} operations gave up after their retries"
+            )
     return result
 
 
@@ -180,7 +196,7 @@ async def _run_or_report(env: Env, case: Case, log: Callable[[str], None]) -> Ca
         result = await run_case(env, case, log)
     except Exception as exc:
         result = CaseResult(case.key, case.workload, case.title, case.concurrency, target=case.target)
-        result.problems = [f"crashed: {type(exc).__name__}: {exc}"]
+        result.problems = [f"crashed: {type(leaf).__name__}: {leaf}" for leaf in _leaves(exc)]
     problems = f", problems: {result.problems}" if result.problems else ""
     log(f"{case.key}: {time.perf_counter() - started:.1f} s{problems}")
     return result
@@ -193,10 +209,7 @@ async def run(
     log: Callable[[str], None] = lambda text: None,
 ) -> Report:
     """Run the benchmark on a private server; write ``json_path`` if given and return the report."""
-    cases = [c for c in all_cases() if not settings.workloads or c.workload in settings.workloads]
-    for case in cases:
-        if case.concurrency > 1:
-            case.concurrency = settings.concurrency
+    cases = [c for c in all_cases(settings) if not settings.workloads or c.workload in settings.workloads]
     load_before = os.getloadavg()
     async with EmbeddedRedis() as server:
         orm_client = aioredis.Redis.from_url(server.url, **settings.client_options)
@@ -204,19 +217,27 @@ async def run(
         monitor = aioredis.Redis.from_url(server.url, decode_responses=True)
         try:
             orm: Orm = create_orm(schema(), orm_client)
+            raw = RawStore(RawRedis(raw_client))
             env = Env(
                 settings=settings,
                 orm=orm,
                 users=orm.repo(User),
                 posts=orm.repo(Post),
-                raw=RawStore(RawRedis(raw_client)),
+                sessions=orm.repo(Session),
+                raw=raw,
+                watch=WatchStore(raw.redis, raw),
                 monitor=monitor,
             )
             server_info = await monitor.info("server")
-            await _open_connections(env, settings.concurrency)
+            await _open_connections(env, max(settings.concurrency, settings.touch_tasks))
+            await raw.load_scripts()
             log(f"seeding {settings.users} users and {settings.posts} posts")
             await _seed(env)
             results = [await _run_or_report(env, case, log) for case in cases]
+            by_key = {result.key: result for result in results}
+            for result in results:
+                if result.target is not None and result.available:
+                    result.verdict = judge(result.target, result, by_key)
         finally:
             for client in (orm_client, raw_client, monitor):
                 await client.aclose()
@@ -227,7 +248,15 @@ async def run(
         "repetitions": settings.repetitions,
         "concurrency": settings.concurrency,
         "batch": settings.batch,
-        "dataset": {"users": settings.users, "posts": settings.posts, "authors": settings.authors},
+        "dataset": {
+            "users": settings.users,
+            "posts": settings.posts,
+            "authors": settings.authors,
+            "live_sessions": settings.live_sessions,
+            "expired_sessions": settings.expired_sessions,
+        },
+        "touch_tasks": settings.touch_tasks,
+        "bulk_chunk": settings.bulk_chunk,
         "redis_server": server_info.get("redis_version"),
         "python": platform.python_version(),
         "redis_py": redis.__version__,
@@ -243,6 +272,13 @@ async def run(
     if json_path is not None:
         await anyio.to_thread.run_sync(write_json, report, json_path)
     return report
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The errors inside (nested) exception groups, which task groups raise."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def write_json(report: Report, path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,18 @@ class Outcome:
 
     done: int
     first: Any = None
+    ops: int | None = None
+    """Operations performed, when a time budget stopped the run before all it was asked for."""
+    gave_up: int = 0
+    """Operations that gave up after their retries (``GaveUp``): a cost, not a wrong answer."""
+
+
+class GaveUp(Exception):
+    """Raised by an operation that gave up after its retries under contention; ``per_op``
+    counts it rather than failing the run."""
+
+
+_GAVE_UP = object()
 
 
 @dataclass
@@ -61,7 +74,7 @@ class LineStats:
 
         runs = [s.ops / s.seconds if s.seconds > 0 else float("inf") for s in samples]
         return cls(
-            ops=samples[0].ops,
+            ops=int(statistics.median([s.ops for s in samples])),
             ops_per_s=median(runs),
             commands_per_op=median([s.server_commands / s.ops for s in samples]),
             round_trips_per_op=median([s.round_trips / s.ops for s in samples]),
@@ -72,29 +85,55 @@ class LineStats:
         )
 
 
-def _first_and_count(results: list[Any]) -> Outcome:
-    return Outcome(done=sum(result is not None for result in results), first=results[0] if results else None)
+def _first_and_count(results: list[Any], ops: int | None = None) -> Outcome:
+    """The first operation's result (the first that did not give up) and the counts."""
+    gave_up = sum(result is _GAVE_UP for result in results)
+    first = next((result for result in results if result is not _GAVE_UP), None)
+    done = sum(result is not None and result is not _GAVE_UP for result in results)
+    return Outcome(done=done, first=first, ops=ops, gave_up=gave_up)
 
 
-def per_op(count: int, concurrency: int, op: Callable[[int], Awaitable[Any]]) -> Timed:
-    """``count`` calls of ``op(i)``, one after another or from ``concurrency`` tasks."""
+async def _attempt(op: Callable[[int], Awaitable[Any]], index: int) -> Any:
+    try:
+        return await op(index)
+    except GaveUp:
+        return _GAVE_UP
+
+
+def per_op(
+    count: int, concurrency: int, op: Callable[[int], Awaitable[Any]], budget_s: float | None = None
+) -> Timed:
+    """``count`` calls of ``op(i)``, one after another or from ``concurrency`` tasks; with a
+    ``budget_s``, no new call starts once that many seconds have passed."""
+
+    def deadline() -> float:
+        return math.inf if budget_s is None else time.perf_counter() + budget_s
 
     async def sequential() -> Outcome:
-        results = [await op(index) for index in range(count)]
+        results: list[Any] = []
+        stop = deadline()
+        for index in range(count):
+            results.append(await _attempt(op, index))
+            if time.perf_counter() > stop:
+                return _first_and_count(results, len(results))
         return _first_and_count(results)
 
     async def concurrent() -> Outcome:
         results: list[Any] = [None] * count
         indexes = itertools.count()
+        stop = deadline()
+        started = 0
 
         async def worker() -> None:
-            while (index := next(indexes)) < count:
-                results[index] = await op(index)
+            nonlocal started
+            while (index := next(indexes)) < count and (index == 0 or time.perf_counter() <= stop):
+                started += 1
+                results[index] = await _attempt(op, index)
 
         async with anyio.create_task_group() as tasks:
             for _ in range(min(concurrency, count)):
                 tasks.start_soon(worker)
-        return _first_and_count(results)
+        return _first_and_count(results[:started], None if started == count else started)
 
     return Timed(count, sequential if concurrency <= 1 else concurrent)
 
@@ -143,7 +182,7 @@ async def measure(
     client_after, trips_after = counters()
     commands_after, server_cpu_after = await server_counters(monitor)
     sample = Sample(
-        ops=timed.ops,
+        ops=timed.ops if outcome.ops is None else outcome.ops,
         seconds=seconds,
         cpu_seconds=cpu_seconds,
         server_commands=commands_after - commands_before,

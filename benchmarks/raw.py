@@ -1,259 +1,268 @@
-"""The raw line: hand-written ``redis.asyncio`` (hiredis) code doing the ORM's work with its guarantees.
+"""The raw line: the fastest *correct* hand-written ``redis.asyncio`` code for each workload.
 
-It writes to the ORM's own key layout (see ``redis_orm_async/_keys.py``) so that both lines do
-comparable work and the ORM's audit can check what the raw line wrote. It sends the fewest
-commands a careful hand-written version needs:
+It keeps its own natural key layout, on its own key prefixes, and owes nothing to the ORM's:
 
-- a create is ``WATCH claim`` + ``GET claim`` in one round trip, then one MULTI/EXEC with the
-  hash, the equality and range index entries, the id-set entry and the unique claim;
-- an update or delete is ``WATCH record`` + ``HGETALL record``, then one MULTI/EXEC that moves
-  or removes the index entries the old values imply;
-- a page is the ids from one index in one round trip, then the hashes in one pipeline.
+- ``{rawuser}:r:<id>`` HASH per user; ``{rawuser}:ids`` ZSET of ids (score 0, so members come
+  back in id order); ``{rawuser}:s:<status>`` ZSET per status, scored the same way (an equality
+  page is a ``ZRANGE``); ``{rawuser}:age`` ZSET scored by age; ``{rawuser}:e:<email>`` the unique
+  claim, a STRING holding the id;
+- ``{rawpost}:r:<id>``, ``{rawpost}:ids`` and ``{rawpost}:a:<author id>`` for posts;
+- ``{rawsess}:r:<id>``, ``:ids``, ``:s:<status>``, ``:u:<user id>``, ``:t:<token>`` (the claim,
+  with the record's ``PXAT``), ``:exp``, a ZSET of ids scored by expiry time in ms, and ``:st``,
+  a HASH of id to the index facts the sweep needs once Redis has dropped the record.
 
-Unlike the ORM it knows that these models never expire, so it never reads the expiry index. The
-``*_batch`` methods are the raw-batched line: 100 operations share each round trip.
+A key's namespace letter comes before any value, so no value can collide with another kind of key
+and nothing needs escaping. Every write is one ``EVALSHA`` (``benchmarks/lua/``): it reads what
+it must, checks a unique claim against the record it points to (a claim whose record expired or
+vanished is taken over), and changes the record, its index entries and its claims atomically, so
+there are no lost updates, no second holder of a unique value and no stale index entry. Reads are
+the index range and one pipeline of ``HGETALL``; a record that expired or vanished is skipped and
+the page is filled from the next window. Users and posts never expire here, so their writes keep
+no expiry entries; sessions do.
+
+The ``*_batch`` and bulk methods are the raw-batched line: many operations share each round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
+from pydantic import BaseModel
 from redis.asyncio.connection import AbstractConnection
 
-from .models import RawPost, RawUser
+from .models import RawPost, RawSession, RawUser
+from .rawio import Arg, Command, RawError, RawRedis, Script, ScriptCall, pairs
 
-Command = tuple[str | int | float, ...]
-
-USER = "{user}"
+USER = "{rawuser}"
 USER_IDS = USER + ":ids"
-USER_AGE = USER + ":z:age"
-POST = "{post}"
+USER_AGE = USER + ":age"
+USER_HEAD = USER + ":r:"
+STATUS_HEAD = USER + ":s:"
+POST = "{rawpost}"
 POST_IDS = POST + ":ids"
-MAX_ATTEMPTS = 64
+SESSION = "{rawsess}"
+SESSION_IDS = SESSION + ":ids"
+SESSION_EXP = SESSION + ":exp"
+SESSION_STATE = SESSION + ":st"
+TOKEN_HEAD = SESSION + ":t:"
+
+SCRIPTS = {
+    name: Script.load(name)
+    for name in (
+        "user_create", "user_create_many", "user_update_status", "user_delete",
+        "session_create_many", "session_touch", "session_sweep",
+    )
+}  # fmt: skip
+
+R = TypeVar("R", bound=BaseModel)
 
 
 def user_key(user_id: str) -> str:
-    return f"{USER}:r:{user_id}"
+    return USER_HEAD + user_id
 
 
 def status_key(status: str) -> str:
-    return f"{USER}:i:status:={status}"
+    return STATUS_HEAD + status
 
 
 def email_claim(email: str) -> str:
-    return f"{USER}:u:email:={email}"
+    return f"{USER}:e:{email}"
 
 
 def post_key(post_id: str) -> str:
     return f"{POST}:r:{post_id}"
 
 
-class DuplicateError(Exception):
-    """A unique value (or id) is already held by a live record."""
+def author_key(author_id: str) -> str:
+    return f"{POST}:a:{author_id}"
 
 
-class ConflictError(Exception):
-    """Concurrent writers kept changing the watched keys."""
+def session_key(session_id: str) -> str:
+    return f"{SESSION}:r:{session_id}"
 
 
-class RawRedis:
-    """A connection pool plus the count of round trips and commands it sent."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.client = client
-        self._pool = client.connection_pool
-        self.round_trips = 0
-        self.commands = 0
-
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AbstractConnection]:
-        connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            yield connection
-        except BaseException:
-            await connection.disconnect()  # replies may be unread, or a WATCH still open
-            raise
-        finally:
-            await self._pool.release(connection)
-
-    async def exchange(self, connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
-        """Send every command at once and read every reply: one round trip."""
-        self.round_trips += 1
-        self.commands += len(commands)
-        await connection.send_packed_command(connection.pack_commands(commands))
-        return [await connection.read_response() for _ in commands]
+def session_status_key(status: str) -> str:
+    return f"{SESSION}:s:{status}"
 
 
-def _user_hash(user: RawUser) -> Command:
-    return (
-        "HSET", user_key(user.id),
-        "id", user.id, "email", user.email, "name", user.name, "age", str(user.age),
-        "status", user.status,
-    )  # fmt: skip
+def token_claim(token: str) -> str:
+    return TOKEN_HEAD + token
 
 
-def _create_commands(user: RawUser) -> list[Command]:
-    return [
-        _user_hash(user),
-        ("ZADD", status_key(user.status), 0, user.id),
-        ("ZADD", USER_IDS, 0, user.id),
-        ("ZADD", USER_AGE, user.age, user.id),
-        ("SET", email_claim(user.email), user.id),
-    ]
+class DuplicateError(RawError):
+    """A unique value is already held by a live record."""
 
 
-def _delete_commands(user: RawUser) -> list[Command]:
-    return [
-        ("DEL", user_key(user.id)),
-        ("ZREM", status_key(user.status), user.id),
-        ("ZREM", USER_IDS, user.id),
-        ("ZREM", USER_AGE, user.id),
-        ("DEL", email_claim(user.email)),
-    ]
+class ConflictError(RawError):
+    """Concurrent writers kept changing the watched keys (a failed EXEC leaves no WATCH)."""
 
 
-def _status_commands(old: RawUser, new: RawUser) -> list[Command]:
-    if old.status == new.status:
-        return []
-    return [
-        ("HSET", user_key(new.id), "status", new.status),
-        ("ZREM", status_key(old.status), new.id),
-        ("ZADD", status_key(new.status), 0, new.id),
-    ]
+def unique_batch(ids: Sequence[str], values: Sequence[str]) -> None:
+    """Refuse a batch that repeats a unique value or an id, before any I/O (as the ORM does)."""
+    if len(set(values)) != len(values) or len(set(ids)) != len(ids):
+        raise DuplicateError("the batch repeats a unique value or an id")
+
+
+def _user_args(user: RawUser) -> list[Arg]:
+    return [user.id, user.email, user.name, user.age, user.status]
+
+
+def _updated(reply: list[Any], status: str) -> RawUser | None:
+    if not reply:
+        return None
+    return RawUser.model_validate({**pairs(reply), "status": status})
+
+
+def _deleted(reply: list[Any]) -> RawUser | None:
+    return RawUser.model_validate(pairs(reply)) if reply else None
 
 
 class RawStore:
-    """User and Post operations written by hand, one method per benchmarked operation."""
+    """The Lua line (and the raw-batched line), one method per benchmarked operation."""
 
     def __init__(self, redis: RawRedis) -> None:
         self.redis = redis
 
-    async def _claims_free(
-        self, connection: AbstractConnection, users: Sequence[RawUser], holders: Sequence[str | None]
-    ) -> None:
-        """Raise unless every held claim belongs to a record that is gone (a stale claim).
-
-        Runs under the caller's WATCH; the holders' records are watched too before they are read.
-        """
-        taken = [(user, holder) for user, holder in zip(users, holders, strict=True) if holder]
-        if not taken:
-            return
-        keys = [user_key(holder) for _, holder in taken]
-        replies = await self.redis.exchange(connection, [("WATCH", *keys), ("EXISTS", *keys)])
-        if replies[1]:
-            await self.redis.exchange(connection, [("UNWATCH",)])
-            raise DuplicateError(f"email already taken: {taken[0][0].email}")
-
-    async def _create(self, users: Sequence[RawUser]) -> None:
-        claims = [email_claim(user.email) for user in users]
-        writes: list[Command] = [("MULTI",)]
-        for user in users:
-            writes.extend(_create_commands(user))
-        writes.append(("EXEC",))
+    async def load_scripts(self) -> None:
         async with self.redis.connection() as connection:
-            for _ in range(MAX_ATTEMPTS):
-                replies = await self.redis.exchange(connection, [("WATCH", *claims), ("MGET", *claims)])
-                await self._claims_free(connection, users, replies[1])
-                replies = await self.redis.exchange(connection, writes)
-                if replies[-1] is not None:
-                    return
-        raise ConflictError("create kept conflicting")
+            await self.redis.load(connection, SCRIPTS.values())
+
+    async def _run(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        async with self.redis.connection() as connection:
+            return await self.redis.run(connection, calls)
+
+    # Users: W1, W6, W7, W8 (writes) and W2, W3, W4 (reads).
 
     async def create_user(self, data: Mapping[str, Any]) -> RawUser:
         user = RawUser.model_validate(data)
-        await self._create([user])
+        keys = (user_key(user.id), email_claim(user.email), USER_IDS, status_key(user.status), USER_AGE)
+        (created,) = await self._run([(SCRIPTS["user_create"], keys, [USER_HEAD, *_user_args(user)])])
+        if not created:
+            raise DuplicateError(f"email already taken: {user.email}")
         return user
 
     async def create_users(self, data: Sequence[Mapping[str, Any]], chunk: int) -> list[RawUser]:
-        """Validate all, refuse duplicates within the batch, then one guarded MULTI/EXEC per chunk."""
+        """Validate all, refuse repeats within the batch, then one all-or-nothing script per chunk."""
         users = [RawUser.model_validate(item) for item in data]
-        if len({user.email for user in users}) != len(users) or len({u.id for u in users}) != len(users):
-            raise DuplicateError("the batch repeats an email or an id")
-        for start in range(0, len(users), chunk):
-            await self._create(users[start : start + chunk])
+        unique_batch([u.id for u in users], [u.email for u in users])
+        script = SCRIPTS["user_create_many"]
+        async with self.redis.connection() as connection:
+            for start in range(0, len(users), chunk):
+                args: list[Arg] = [USER]
+                for user in users[start : start + chunk]:
+                    args.extend(_user_args(user))
+                (refused,) = await self.redis.run(connection, [(script, (USER_IDS, USER_AGE), args)])
+                if refused:
+                    raise DuplicateError(f"email already taken: {users[start + refused - 1].email}")
         return users
 
     async def get_user(self, user_id: str) -> RawUser | None:
         async with self.redis.connection() as connection:
-            (stored,) = await self.redis.exchange(connection, [("HGETALL", user_key(user_id))])
+            (stored,) = await self.redis.checked(connection, [("HGETALL", user_key(user_id))])
         return RawUser.model_validate(stored) if stored else None
 
     async def get_users(self, user_ids: Sequence[str]) -> list[RawUser | None]:
         async with self.redis.connection() as connection:
-            replies = await self.redis.exchange(connection, [("HGETALL", user_key(i)) for i in user_ids])
+            replies = await self.redis.checked(connection, [("HGETALL", user_key(i)) for i in user_ids])
         return [RawUser.model_validate(stored) if stored else None for stored in replies]
 
-    async def _change(self, user_ids: Sequence[str], status: str | None) -> list[RawUser | None]:
-        """Set ``status`` on (or, with None, delete) each user, in one guarded MULTI/EXEC."""
-        keys = [user_key(user_id) for user_id in user_ids]
-        async with self.redis.connection() as connection:
-            for _ in range(MAX_ATTEMPTS):
-                replies = await self.redis.exchange(
-                    connection, [("WATCH", *keys), *(("HGETALL", key) for key in keys)]
-                )
-                results: list[RawUser | None] = []
-                writes: list[Command] = []
-                for stored in replies[1:]:
-                    if not stored:
-                        results.append(None)
-                        continue
-                    old = RawUser.model_validate(stored)
-                    if status is None:
-                        writes.extend(_delete_commands(old))
-                        results.append(old)
-                    else:
-                        new = RawUser.model_validate({**stored, "status": status})
-                        writes.extend(_status_commands(old, new))
-                        results.append(new)
-                if not writes:
-                    await self.redis.exchange(connection, [("UNWATCH",)])
-                    return results
-                replies = await self.redis.exchange(connection, [("MULTI",), *writes, ("EXEC",)])
-                if replies[-1] is not None:
-                    return results
-        raise ConflictError("update kept conflicting")
+    def _status_call(self, user_id: str, status: str) -> ScriptCall:
+        keys = (user_key(user_id), status_key(status))
+        return SCRIPTS["user_update_status"], keys, (STATUS_HEAD, user_id, status)
 
     async def set_status(self, user_id: str, status: str) -> RawUser | None:
-        return (await self._change([user_id], status))[0]
+        (old,) = await self._run([self._status_call(user_id, status)])
+        return _updated(old, status)
 
     async def set_status_batch(self, user_ids: Sequence[str], status: str) -> list[RawUser | None]:
-        return await self._change(user_ids, status)
+        replies = await self._run([self._status_call(user_id, status) for user_id in user_ids])
+        return [_updated(old, status) for old in replies]
+
+    def _delete_call(self, user_id: str) -> ScriptCall:
+        return SCRIPTS["user_delete"], (user_key(user_id), USER_IDS, USER_AGE), (USER, user_id)
 
     async def delete_user(self, user_id: str) -> RawUser | None:
-        return (await self._change([user_id], None))[0]
+        (old,) = await self._run([self._delete_call(user_id)])
+        return _deleted(old)
 
     async def delete_users(self, user_ids: Sequence[str]) -> list[RawUser | None]:
-        return await self._change(user_ids, None)
+        return [_deleted(old) for old in await self._run([self._delete_call(i) for i in user_ids])]
+
+    async def _page(
+        self,
+        connection: AbstractConnection,
+        window: Callable[[int, int], Command],
+        record_key: Callable[[str], str],
+        model: type[R],
+        take: int,
+    ) -> list[R]:
+        """Ids from one index window, then their records in one pipeline; a record that expired
+        or vanished is skipped and the page is filled from the next window."""
+        found: list[R] = []
+        offset = 0
+        while len(found) < take:
+            want = take - len(found)
+            (ids,) = await self.redis.checked(connection, [window(offset, want)])
+            if not ids:
+                break
+            replies = await self.redis.checked(connection, [("HGETALL", record_key(i)) for i in ids])
+            found.extend(model.model_validate(stored) for stored in replies if stored)
+            if len(ids) < want:
+                break
+            offset += len(ids)
+        return found
 
     async def users_with_status(self, status: str, take: int) -> list[RawUser]:
-        """A page of ``take`` users in id order, the ORM's default order."""
+        """A page of ``take`` users in id order (the ORM's default order): ``ZRANGE`` + HGETALLs."""
+        key = status_key(status)
         async with self.redis.connection() as connection:
-            (ids,) = await self.redis.exchange(
-                connection, [("ZRANGE", status_key(status), 0, take - 1)]
+            return await self._page(
+                connection, lambda skip, n: ("ZRANGE", key, skip, skip + n - 1), user_key, RawUser, take
             )
-            replies = await self.redis.exchange(connection, [("HGETALL", user_key(i)) for i in ids])
-        return [RawUser.model_validate(stored) for stored in replies if stored]
 
     async def users_by_age(self, low: int, high: int, take: int) -> list[RawUser]:
         """``low <= age < high`` by age (ties by id, as the ZSET orders them), first ``take``."""
         async with self.redis.connection() as connection:
-            (ids,) = await self.redis.exchange(
-                connection, [("ZRANGEBYSCORE", USER_AGE, low, f"({high}", "LIMIT", 0, take)]
+            return await self._page(
+                connection,
+                lambda skip, n: ("ZRANGEBYSCORE", USER_AGE, low, f"({high}", "LIMIT", skip, n),
+                user_key,
+                RawUser,
+                take,
             )
-            replies = await self.redis.exchange(connection, [("HGETALL", user_key(i)) for i in ids])
-        return [RawUser.model_validate(stored) for stored in replies if stored]
+
+    async def count_users(self) -> int:
+        async with self.redis.connection() as connection:
+            (count,) = await self.redis.checked(connection, [("ZCARD", USER_IDS)])
+        return int(count)
+
+    # Posts: W5.
+
+    async def create_posts(self, posts: Sequence[Mapping[str, Any]]) -> None:
+        """Seeding only: posts have no unique value, so one MULTI/EXEC per 500 is enough."""
+        records = [RawPost.model_validate(post) for post in posts]
+        async with self.redis.connection() as connection:
+            for start in range(0, len(records), 500):
+                commands: list[Command] = [("MULTI",)]
+                for post in records[start : start + 500]:
+                    commands.append(
+                        ("HSET", post_key(post.id), "id", post.id, "author_id", post.author_id,
+                         "title", post.title, "body", post.body)
+                    )  # fmt: skip
+                    commands.append(("ZADD", POST_IDS, 0, post.id))
+                    commands.append(("ZADD", author_key(post.author_id), 0, post.id))
+                commands.append(("EXEC",))
+                await self.redis.checked(connection, commands)
 
     async def posts_with_authors(self, take: int) -> list[tuple[RawPost, RawUser | None]]:
         """The first ``take`` posts in id order, each with its author: three round trips in all."""
         async with self.redis.connection() as connection:
-            (ids,) = await self.redis.exchange(connection, [("ZRANGE", POST_IDS, 0, take - 1)])
-            stored_posts = await self.redis.exchange(connection, [("HGETALL", post_key(i)) for i in ids])
+            (ids,) = await self.redis.checked(connection, [("ZRANGE", POST_IDS, 0, take - 1)])
+            stored_posts = await self.redis.checked(connection, [("HGETALL", post_key(i)) for i in ids])
             posts = [RawPost.model_validate(stored) for stored in stored_posts if stored]
             author_ids = list(dict.fromkeys(post.author_id for post in posts))
-            stored_authors = await self.redis.exchange(
+            stored_authors = await self.redis.checked(
                 connection, [("HGETALL", user_key(i)) for i in author_ids]
             )
         authors = {
@@ -262,3 +271,47 @@ class RawStore:
             if stored
         }
         return [(post, authors.get(post.author_id)) for post in posts]
+
+    # Sessions: W9 and W10.
+
+    async def create_sessions(
+        self, data: Sequence[Mapping[str, Any]], ttl_ms: int, chunk: int = 500
+    ) -> list[RawSession]:
+        """Expiring sessions, one all-or-nothing script per chunk; each chunk expires at one time."""
+        sessions = [RawSession.model_validate(item) for item in data]
+        unique_batch([s.id for s in sessions], [s.token for s in sessions])
+        script = SCRIPTS["session_create_many"]
+        async with self.redis.connection() as connection:
+            for start in range(0, len(sessions), chunk):
+                args: list[Arg] = [SESSION, ttl_ms]
+                for session in sessions[start : start + chunk]:
+                    args.extend((session.id, session.token, session.user_id, session.status))
+                keys = (SESSION_IDS, SESSION_EXP, SESSION_STATE)
+                (refused,) = await self.redis.run(connection, [(script, keys, args)])
+                if refused:
+                    raise DuplicateError(f"token already taken: {sessions[start + refused - 1].token}")
+        return sessions
+
+    async def touch_session(self, session_id: str, ttl_ms: int) -> RawSession | None:
+        keys = (session_key(session_id), SESSION_EXP)
+        (stored,) = await self._run([(SCRIPTS["session_touch"], keys, (TOKEN_HEAD, ttl_ms))])
+        return RawSession.model_validate(pairs(stored)) if stored else None
+
+    async def sessions_with_status(self, status: str, take: int) -> list[RawSession]:
+        """A page of live sessions in id order; Redis never hands back an expired record."""
+        key = session_status_key(status)
+        async with self.redis.connection() as connection:
+            return await self._page(
+                connection, lambda skip, n: ("ZRANGE", key, skip, skip + n - 1), session_key, RawSession, take
+            )
+
+    async def sweep_sessions(self, batch: int = 1000) -> int:
+        """Remove the index entries of expired sessions, one atomic batch at a time."""
+        swept = 0
+        while True:
+            ((done, examined),) = await self._run(
+                [(SCRIPTS["session_sweep"], (SESSION_EXP, SESSION_IDS, SESSION_STATE), (SESSION, batch))]
+            )
+            swept += int(done)
+            if int(examined) < batch:
+                return swept
