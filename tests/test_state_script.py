@@ -94,19 +94,17 @@ async def test_entries_from_a_state_line_agree(
     zsets, claims, formatted = await lua(
         raw,
         """
-        local model = parse_model(ARGV[1], ARGV[2], ARGV[3])
-        local facts = parse_facts(ARGV[5])
-        local zsets, claims = entries(model, ARGV[4], facts)
+        local model, at = read_model(3)
+        local facts = parse_facts(ARGV[2])
+        local zsets, claims = entries(model, ARGV[1], facts)
         local z, c = {}, {}
         for key, entry in pairs(zsets) do z[#z + 1] = key .. '|' .. entry[1] .. '|' .. entry[2] end
         for key, name in pairs(claims) do c[#c + 1] = key .. '|' .. name end
         return {z, c, format_facts(model, facts)}
         """,
-        META.keys.base,
-        shape.flags,
-        shape.descriptor,
         id_text,
         line,
+        *shape.words,
     )
     expected = entries(META, id_text, facts)
     assert sorted(zsets) == sorted(f"{k}|{m}|{s}" for k, (m, s) in expected.zsets.items())

@@ -117,8 +117,7 @@ class WriteEngine:
             metas.setdefault(op.meta.keys.base, (len(metas) + 1, op.meta))
         args: list[str | int] = [len(metas)]
         for _, meta in metas.values():
-            shape = layout(meta)
-            args.extend((meta.keys.base, shape.flags, shape.descriptor))
+            args.extend(layout(meta).words)
         args.append(self.sweep_per_write)
         args.append(len(ops))
         for op in ops:

@@ -37,9 +37,10 @@ Facts = dict[str, Fact]
 
 @dataclass(frozen=True)
 class Layout:
-    """Which fields have facts and what the index derives from them; ``descriptor`` is the same,
-    as the text the write script parses."""
+    """Which fields have facts and what the index derives from them; ``words`` says the same to
+    the write script (its ``read_model``), which reads them without parsing any text."""
 
+    base: str
     order: tuple[str, ...]
     needs: Mapping[str, str]
     equality: tuple[str, ...]
@@ -47,21 +48,18 @@ class Layout:
     lex: tuple[str, ...]
     uniques: tuple[tuple[str, tuple[str, ...]], ...]
     int_ids: bool
-    descriptor: str = field(init=False)
+    words: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        lines = []
-        if self.order:
-            lines.append("\t".join(["F", *(f"{name}:{self.needs[name]}" for name in self.order)]))
-        for tag, names in (("E", self.equality), ("R", self.ranges), ("L", self.lex)):
-            if names:
-                lines.append("\t".join([tag, *names]))
-        lines.extend("\t".join(["U", name, *fields]) for name, fields in self.uniques)
-        object.__setattr__(self, "descriptor", "\n".join(lines))
-
-    @property
-    def flags(self) -> str:
-        return "i" if self.int_ids else ""
+        words = [self.base, "i" if self.int_ids else "-", str(len(self.order))]
+        for name in self.order:
+            words.extend((name, self.needs[name]))
+        for names in (self.equality, self.ranges, self.lex):
+            words.extend((str(len(names)), *names))
+        words.append(str(len(self.uniques)))
+        for name, fields in self.uniques:
+            words.extend((name, str(len(fields)), *fields))
+        object.__setattr__(self, "words", tuple(words))
 
 
 _LAYOUTS: weakref.WeakKeyDictionary[ModelMeta, Layout] = weakref.WeakKeyDictionary()
@@ -95,6 +93,7 @@ def _build_layout(meta: ModelMeta) -> Layout:
                 need(name, "t")
     fields = meta.fields
     return Layout(
+        base=meta.keys.base,
         order=tuple(name for name in fields if name in needs),
         needs=needs,
         equality=tuple(name for name, f in fields.items() if f.index == "equality"),

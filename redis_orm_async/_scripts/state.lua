@@ -85,40 +85,38 @@ local function add_int(x, y)
   return digits
 end
 
-local function split(text, separator)
-  local parts = {}
-  for part in string.gmatch(text, '[^' .. separator .. ']+') do parts[#parts + 1] = part end
-  return parts
-end
-
--- A model as the client describes it: 'F\tname:needs...' (fields with facts, in state-line
--- order; needs: t token, s score, x lex text), 'E\t...' equality, 'R\t...' range, 'L\t...' lex,
--- 'U\tname\tfield...' one unique constraint; flags hold 'i' for int ids.
-local function parse_model(base, flags, descriptor)
+-- A model as the client describes it, read from ARGV starting at ``at`` (the words of
+-- ``Layout.words`` in _model/state.py): base, flags ('i' for int ids), then counted lists of the
+-- fields with facts (name, needs: t token, s score, x lex text), of the equality, range and lex
+-- fields, and of the unique constraints (name, #fields, fields). Answers the model and the
+-- position after it.
+local function read_model(at)
+  local words = ARGV
+  local base = words[at]
   local model = {
     base = base, ids = base .. ':ids', st = base .. ':st', exp = base .. ':exp',
-    int_ids = string.find(flags, 'i', 1, true) ~= nil,
+    int_ids = words[at + 1] == 'i',
     facts = {}, needs = {}, equality = {}, range = {}, lex = {}, uniques = {},
   }
-  for _, line in ipairs(split(descriptor, '\n')) do
-    local parts = split(line, '\t')
-    local tag = parts[1]
-    if tag == 'F' then
-      for i = 2, #parts do
-        local name, needs = string.match(parts[i], '^([^:]+):(.*)$')
-        model.facts[#model.facts + 1] = name
-        model.needs[name] = needs
-      end
-    elseif tag == 'E' or tag == 'R' or tag == 'L' then
-      local list = tag == 'E' and model.equality or (tag == 'R' and model.range or model.lex)
-      for i = 2, #parts do list[#list + 1] = parts[i] end
-    elseif tag == 'U' then
-      local fields = {}
-      for i = 3, #parts do fields[#fields + 1] = parts[i] end
-      model.uniques[#model.uniques + 1] = {name = parts[2], fields = fields}
-    end
+  at = at + 2
+  for i = 1, tonumber(words[at]) do
+    local name = words[at + 2 * i - 1]
+    model.facts[i] = name
+    model.needs[name] = words[at + 2 * i]
   end
-  return model
+  at = at + 2 * tonumber(words[at]) + 1
+  for _, list in ipairs({model.equality, model.range, model.lex}) do
+    for i = 1, tonumber(words[at]) do list[i] = words[at + i] end
+    at = at + tonumber(words[at]) + 1
+  end
+  for i = 1, tonumber(words[at]) do
+    local count = tonumber(words[at + 2])
+    local fields = {}
+    for j = 1, count do fields[j] = words[at + 2 + j] end
+    model.uniques[i] = {name = words[at + 1], fields = fields}
+    at = at + 2 + count
+  end
+  return model, at + 1
 end
 
 -- A state line: one row per field with facts, 'name\ttoken\tscore\tlex', rows joined by '\n'.

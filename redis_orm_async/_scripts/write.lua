@@ -8,7 +8,7 @@
 -- servers that refuse scripts.
 --
 -- KEYS: the id ZSET of each model in the batch (it routes the call on a cluster).
--- ARGV: #models, then per model: base, flags, descriptor; then sweep limit; then #ops and the ops:
+-- ARGV: #models, then each model's words (see read_model); then sweep limit; then #ops and the ops:
 --   C model id ttl_ms fresh #fields (name text)... state_line  create (fails if the id is live)
 --   U model locator expect ttl #changes (name op value token score lex)... create?
 --                                                              update, or upsert when create? is 'C ...'
@@ -40,7 +40,11 @@ local function now_ms()
 end
 
 local models = {}
-for i = 1, int_arg() do models[i] = parse_model(arg(), arg(), arg()) end
+for i = 1, int_arg() do
+  local model, after = read_model(position + 1)
+  models[i] = model
+  position = after - 1
+end
 local sweep_limit = int_arg()
 
 local queued = {}
