@@ -427,3 +427,34 @@ class _CommandCounter:
     @property
     def total(self) -> int:
         return sum(self.delta.values())
+
+
+async def test_empty_texts_in_a_lex_field_are_found(make_orm: MakeOrm) -> None:
+    orm = make_orm(SCHEMA)
+    members = orm.repo(Member)
+    empty = await members.create({"email": "e@x.io", "handle": ""})
+    full = await members.create({"email": "f@x.io", "handle": "f"})
+    assert [m.id for m in await members.find_many(where={"handle": ""})] == [empty.id]
+    assert await members.count(where={"handle": ""}) == 1
+    anything = await members.find_many(where={"handle": {"startswith": ""}})
+    assert {m.id for m in anything} == {empty.id, full.id}
+    assert await members.count(where={"handle": {"startswith": ""}}) == 2
+
+
+async def test_skipping_into_a_tie_group_of_sorted_records_without_a_value(make_orm: MakeOrm) -> None:
+    """Few candidates, so the script sorts them; ordered by two keys, the records without a value
+    are one tie group, and a skip lands inside it."""
+    orm = make_orm(SCHEMA)
+    members = orm.repo(Member)
+    rows = [{"email": f"t{i}@x.io", "handle": f"t{9 - i}", "status": "rare" if i < 6 else "active",
+             "age": None if i % 2 else i} for i in range(40)]  # fmt: skip
+    created = await members.create_many(rows)
+    rare = [m for m in created if m.status == "rare"]
+    order = [{"age": "desc"}, {"handle": "asc"}]
+    ordered = sorted(rare, key=lambda m: m.handle)
+    ordered = [m for m in ordered if m.age is None] + sorted(
+        [m for m in ordered if m.age is not None], key=lambda m: -(m.age or 0)
+    )
+    for skip in range(len(rare)):
+        found = await members.find_many(where={"status": "rare"}, order_by=order, take=2, skip=skip)
+        assert [m.id for m in found] == [m.id for m in ordered[skip : skip + 2]], skip

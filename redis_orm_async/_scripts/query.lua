@@ -844,7 +844,8 @@ local function jump(seg)
     grp, grp_id = {}, nil
     return n
   end
-  if not seg.tied or injective == 'always' or seg.exact then
+  if seg.const and seg.tied then return 0 end  -- one tie group: its members are collected
+  if not seg.tied or seg.const or injective == 'always' or seg.exact then
     matched = matched + want
     return want
   end
