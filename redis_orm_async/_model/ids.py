@@ -98,3 +98,19 @@ def new_ulid() -> str:
 def new_hex_id() -> str:
     """A new 16-character hex id, greater than every hex id this process generated before."""
     return format(_HEX_SEQUENCE.next(), "016x")
+
+
+_VALUES = {char: index for index, char in enumerate(_CROCKFORD)}
+
+
+def ulid_time_ms(text: str) -> int | None:
+    """The creation time (ms since the epoch) a ULID carries, or None for text that is not one."""
+    if len(text) != 26:
+        return None
+    value = 0
+    for char in text[:10]:
+        digit = _VALUES.get(char)
+        if digit is None:
+            return None
+        value = value * 32 + digit
+    return value
