@@ -7,6 +7,7 @@ converted at the backend adapter boundary and kept as ``cause``::
     ├── SchemaError                 a model or schema that cannot be stored
     ├── ValidationError             data that does not fit the model
     ├── QueryError                  a query or argument the ORM cannot answer
+    │   └── IndexNotBuiltError      the query needs an index older records have no entries in
     ├── RelationNotLoadedError      a relation read that was not loaded with include/select
     ├── NotFoundError               a record that must exist does not
     ├── UniqueConstraintError       a unique or compound-unique value is taken
@@ -83,6 +84,14 @@ class QueryError(OrmError):
     """A query the ORM cannot answer: unknown field, bad operator, wrong argument shape."""
 
     code = "query_unsupported"
+
+
+class IndexNotBuiltError(QueryError):
+    """The query needs an index or unique that was declared after records existed and has not
+    been backfilled: answering would silently leave those records out. ``meta["indexes"]`` names
+    them; ``redis-orm-async reindex`` (or ``orm.reindex(Model)``) builds them."""
+
+    code = "index_not_built"
 
 
 class RelationNotLoadedError(OrmError):

@@ -10,7 +10,7 @@ from ._backends.protocol import Backend, BackendFeatures
 from ._backends.runtime import backend_for
 from ._capabilities import Capabilities
 from ._engine.audit import AuditReport, RepairReport, audit_model, repair_model
-from ._engine.built import index_names, mark_built
+from ._engine.built import IndexCheck, index_names, mark_built
 from ._engine.progress import QUIET, Progress
 from ._engine.reindex import ReindexReport, reindex_model
 from ._engine.stats import ModelStats, model_stats
@@ -51,6 +51,7 @@ class Orm:
         self.eviction = eviction
         backend.on_connect = self._check_server
         self._repos: dict[type[Model], Repository[Any]] = {}
+        self._index_check = IndexCheck(backend)
 
     def _check_server(self, features: BackendFeatures) -> None:
         policy = features.maxmemory_policy
@@ -78,7 +79,9 @@ class Orm:
         """The typed repository of one model of the schema."""
         repository = self._repos.get(model)
         if repository is None:
-            repository = Repository(self.schema, self.backend, self.engine, model)
+            repository = Repository(
+                self.schema, self.backend, self.engine, model, index_check=self._index_check
+            )
             self._repos[model] = repository
         return repository
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from ._backends.protocol import Backend
+from ._engine.built import IndexCheck, names_of_keys, relation_indexes
 from ._engine.expiry import sweep_due
 from ._engine.lifecycle import (
     BULK_CHUNK,
@@ -27,11 +28,11 @@ from ._errors import NotFoundError, ValidationError, tag_backend_errors
 from ._model.model import Model
 from ._model.schema import ModelMeta, Schema
 from ._query.changes import parse_changes
-from ._query.locate import unique_locator
+from ._query.locate import Locator, unique_locator
 from ._query.match import matcher
-from ._query.parse import OrderBy, parse_query
-from ._query.planner import Plan, build_plan
-from ._query.selection import ALL, parse_selection, selection_fields
+from ._query.parse import OrderBy, Query, parse_query
+from ._query.planner import Operation, Plan, build_plan
+from ._query.selection import ALL, Selection, parse_selection, selection_fields
 from ._query.ttl import UNSET, TtlArg, create_expiry, touch_expiry, update_expiry
 
 M = TypeVar("M", bound=Model)
@@ -41,12 +42,41 @@ M = TypeVar("M", bound=Model)
 class Repository(Generic[M]):
     """Create, read, update and delete one model's records; every write is one atomic step."""
 
-    def __init__(self, schema: Schema, backend: Backend, engine: WriteEngine, model: type[M]) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        backend: Backend,
+        engine: WriteEngine,
+        model: type[M],
+        *,
+        index_check: IndexCheck | None = None,
+    ) -> None:
         self._schema = schema
         self._backend = backend
         self._engine = engine
         self.model = model
         self.meta = schema.meta(model)
+        self._check = index_check or IndexCheck(backend)
+
+    async def _located(self, where: Mapping[str, Any]) -> Locator:
+        locator = unique_locator(self.meta, where)
+        await self._claim_built(locator)
+        return locator
+
+    async def _claim_built(self, locator: Locator) -> None:
+        """Refuse a unique lookup whose unique is not built for older records (a missing claim
+        would read as "no such record", and an upsert would take the value twice); called once
+        the call's arguments are checked, so that bad input still fails before any I/O."""
+        if locator.claim is not None:
+            await self._check.require(self.meta, names_of_keys(self.meta, [locator.claim]))
+
+    async def _planned(self, query: Query, operation: Operation, selection: Selection = ALL) -> None:
+        """Refuse a query (and the relation loads of its selection) that needs an index older
+        records have no entries in, rather than answer it short."""
+        plan = build_plan(self.meta, query, operation)
+        await self._check.require(self.meta, names_of_keys(self.meta, plan.keys))
+        for holder, names in relation_indexes(self._schema, self.meta, selection):
+            await self._check.require(holder, names)
 
     async def create(self, data: M | Mapping[str, Any], *, ttl: TtlArg = UNSET) -> M:
         """Store a new record with its indexes and unique claims, or raise UniqueConstraintError.
@@ -86,6 +116,9 @@ class Repository(Generic[M]):
         claim's record is returned only if it still holds the value."""
         locator = unique_locator(self.meta, where)
         selection = parse_selection(self._schema, self.meta, select, include)
+        await self._claim_built(locator)
+        for holder, names in relation_indexes(self._schema, self.meta, selection):
+            await self._check.require(holder, names)
         fields = None if selection is ALL else selection_fields(self.meta, selection)
         row = await find_record(self._backend, self.meta, locator, where, fields)
         if row is None:
@@ -110,12 +143,12 @@ class Repository(Generic[M]):
         """The record's HASH exactly as it is in Redis (stored field names, stored text, the
         ``id`` field included), or None: for debugging, migrations and other tools. Read-only:
         the ORM only ever writes a record through its own writes, which keep the indexes."""
-        found = await find_record(self._backend, self.meta, unique_locator(self.meta, where), where)
+        found = await find_record(self._backend, self.meta, await self._located(where), where)
         return None if found is None else dict(found)
 
     async def exists(self, where: Mapping[str, Any]) -> bool:
         """Whether a record has this id or unique value; one round trip."""
-        return await record_exists(self._backend, self.meta, unique_locator(self.meta, where), where)
+        return await record_exists(self._backend, self.meta, await self._located(where), where)
 
     async def update(
         self, where: Mapping[str, Any], data: Mapping[str, Any], *, ttl: TtlArg = UNSET
@@ -128,8 +161,10 @@ class Repository(Generic[M]):
         meta = self.meta
         locator = unique_locator(meta, where)
         changes = parse_changes(meta, data)
+        expiry = update_expiry(meta.name, ttl)
+        await self._claim_built(locator)
         result: M | None = await update_one(
-            self._engine, meta, locator, changes, update_expiry(meta.name, ttl)
+            self._engine, meta, locator, changes, expiry
         )  # type: ignore[assignment]
         return result
 
@@ -141,6 +176,7 @@ class Repository(Generic[M]):
         changes = parse_changes(meta, data)
         make = update_op_for(meta, changes, update_expiry(meta.name, ttl))
         query = parse_query(meta, where)
+        await self._planned(query, "ids")
         return await write_matching(self._engine, meta, query, matcher(meta, query.where), make)
 
     async def upsert(
@@ -182,16 +218,16 @@ class Repository(Generic[M]):
         instance = model_of(meta, {**dict(create), **dict(where)})
         create_op = CreateOp(meta, instance, create_expiry(meta.name, ttl, meta.ttl))
         changes = parse_changes(meta, update)
-        result = await update_one(
-            self._engine, meta, locator, changes, update_expiry(meta.name, update_ttl), create=create_op
-        )
+        expiry = update_expiry(meta.name, update_ttl)
+        await self._claim_built(locator)
+        result = await update_one(self._engine, meta, locator, changes, expiry, create=create_op)
         assert result is not None
         upserted: M = result  # type: ignore[assignment]
         return upserted
 
     async def delete(self, where: Mapping[str, Any]) -> M | None:
         """Delete one record with its index entries and claims; returns it as it was, or None."""
-        op = DeleteOp(self.meta, unique_locator(self.meta, where))
+        op = DeleteOp(self.meta, await self._located(where))
         await self._engine.run([op])
         result: M | None = op.result
         return result
@@ -201,12 +237,15 @@ class Repository(Generic[M]):
         field (every session of one user) costs one round trip per 1,000 records; any other where
         reads and tests each record, in chunks of 500."""
         query = parse_query(self.meta, where)
+        await self._planned(query, "ids")
         return await delete_matching(self._engine, self.meta, query, matcher(self.meta, query.where))
 
     async def count(self, where: Mapping[str, Any] | None = None) -> int:
         """Exact number of live records (matching ``where``), expired ones excluded even before
         the sweep; an exact where is counted from the indexes in one round trip."""
-        return await count_rows(self._backend, self.meta, parse_query(self.meta, where))
+        query = parse_query(self.meta, where)
+        await self._planned(query, "count")
+        return await count_rows(self._backend, self.meta, query)
 
     # Queries (issue 3): find_many, find_first and explain; see _query.py for the semantics.
 
@@ -225,6 +264,7 @@ class Repository(Generic[M]):
         or after the ``cursor`` id; ``select`` reads only some fields, both load relations."""
         query = parse_query(self.meta, where, order_by, take, skip, cursor)
         selection = parse_selection(self._schema, self.meta, select, include)
+        await self._planned(query, "find", selection)
         found = await find_selected(self._backend, self._schema, self.meta, query, selection)
         return found  # type: ignore[return-value]
 
@@ -265,7 +305,9 @@ class Repository(Generic[M]):
         (default: the model's ttl; None: never expires). Its unique claims follow it. None if no
         record matches."""
         meta = self.meta
-        op = TouchOp(meta, unique_locator(meta, where), touch_expiry(meta.name, ttl, meta.ttl))
+        locator = unique_locator(meta, where)
+        op = TouchOp(meta, locator, touch_expiry(meta.name, ttl, meta.ttl))
+        await self._claim_built(locator)
         await self._engine.run([op])
         result: M | None = op.result
         return result
@@ -274,7 +316,7 @@ class Repository(Generic[M]):
 
     async def ttl(self, where: Mapping[str, Any]) -> timedelta | None:
         """Remaining life of a record (millisecond precision), None if it never expires."""
-        left = await record_ttl(self._backend, self.meta, unique_locator(self.meta, where), where)
+        left = await record_ttl(self._backend, self.meta, await self._located(where), where)
         if left is None:
             raise self._not_found(where)
         return None if left < 0 else timedelta(milliseconds=left)
@@ -298,7 +340,7 @@ def _text(meta: ModelMeta, name: str, value: Any) -> Any:
     """A where value and a create value agree when they store the same text."""
     if name == "id":
         return meta.id_text(value)
-    field = meta.fields.get(name)
+    field = meta.field(name)
     if field is None:
         return value
     text = field.text_of(value)

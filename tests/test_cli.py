@@ -445,7 +445,9 @@ async def test_sweep_removes_expired_leftovers_and_reports_them(
     await orm.repo(v1.Token).create_many([{"code": f"x{n}"} for n in range(1200)], ttl=anyio_ms(30))
     await anyio.sleep(0.1)
     ran = await cli(folder, "sweep", "app_v1:schema", "--url", server.url, "--json")
-    assert ran.code == 0 and ran.json() == {"ok": True, "swept": {"Account": 0, "Token": 1200}}
+    swept = ran.json()["swept"]
+    assert ran.code == 0 and swept["Account"] == 0
+    assert 1200 - 3 * 8 <= swept["Token"] <= 1200, "all but the few each write sweeps as it goes"
     assert await client.zcard(orm.schema.meta(v1.Token).keys.ids()) == 0
     await client.aclose()
 

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._backends.protocol import Backend
-from .._model.schema import ModelMeta
+from .._backends.protocol import Backend, Command
+from .._errors import IndexNotBuiltError
+from .._model.schema import ModelMeta, Schema
+from .._query.selection import Selection
 
 RESUME_FIELD = "~reindex"
 """The marker field holding an interrupted reindex's resume point (no index name starts with ~)."""
+SINCE_FIELD = "~since"
+"""When the model's first record was created: every marker has it, so a model without any index
+has a marker too (an absent marker means records older than markers, or none at all)."""
 
 
 def index_names(meta: ModelMeta) -> tuple[str, ...]:
@@ -49,8 +54,81 @@ async def mark_built(backend: Backend, meta: ModelMeta, names: Iterable[str]) ->
     """Record that every record has entries in these indexes (each name maps to the time, in ms,
     it was marked)."""
     wanted = list(names)
-    if not wanted:
-        return
     seconds, micros = await backend.execute(("TIME",))
     stamp = str(int(seconds) * 1000 + int(micros) // 1000)
-    await backend.execute(("HSET", meta.keys.built(), *[part for name in wanted for part in (name, stamp)]))
+    commands: list[Command] = [("HSETNX", meta.keys.built(), SINCE_FIELD, stamp)]
+    if wanted:
+        commands.append(("HSET", meta.keys.built(), *[part for name in wanted for part in (name, stamp)]))
+    await backend.pipeline(commands)
+
+
+def name_of_key(meta: ModelMeta, key: str) -> str | None:
+    """The marker name of the index or claim that ``key`` belongs to (None for the id ZSET and
+    other keys no marker covers)."""
+    head = meta.keys.base + ":"
+    if not key.startswith(head):
+        return None
+    kind, _, rest = key[len(head) :].partition(":")
+    if kind not in ("i", "z", "l", "u") or not rest:
+        return None
+    return f"{kind}:{rest.split(':', 1)[0]}"
+
+
+def names_of_keys(meta: ModelMeta, keys: Iterable[str]) -> set[str]:
+    return {name for key in keys if (name := name_of_key(meta, key)) is not None}
+
+
+class IndexCheck:
+    """Refuses a read that needs an index older records have no entries in (per ORM, cached).
+
+    One round trip per model, the first time a query of that model needs a secondary index or a
+    unique claim; a model found complete is not asked again. A model with no marker at all is
+    trusted: it is empty (its first create writes the marker), or its records were written before
+    markers existed (``reindex`` or ``repair`` writes one)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.complete: set[str] = set()
+
+    async def require(self, meta: ModelMeta, names: Iterable[str]) -> None:
+        wanted = set(names)
+        if not wanted or meta.keys.base in self.complete:
+            return
+        marker = await read_marker(self.backend, meta)
+        if not marker or set(index_names(meta)) <= set(marker):
+            self.complete.add(meta.keys.base)
+            return
+        missing = sorted(wanted - set(marker))
+        if missing:
+            described = ", ".join(describe(name) for name in missing)
+            raise IndexNotBuiltError(
+                f"{meta.name}: not built yet: {described}; the records written before "
+                f"{'it was' if len(missing) == 1 else 'they were'} declared have no entries, so "
+                f"this query would leave them out; build {'it' if len(missing) == 1 else 'them'} with "
+                f"`redis-orm-async reindex <app:schema> {meta.name}` or `await orm.reindex({meta.name})`",
+                meta={"model": meta.name, "indexes": missing},
+                backend_kind=self.backend.features.kind,
+            )
+
+
+def relation_indexes(
+    schema: Schema, meta: ModelMeta, selection: Selection
+) -> list[tuple[ModelMeta, set[str]]]:
+    """The foreign-key indexes that loading a selection's relations reads (has-one, has-many and
+    many-to-many look their children up by them), at every depth."""
+    found: list[tuple[ModelMeta, set[str]]] = []
+    for nested in selection.relations.values():
+        relation = nested.relation
+        target = schema.by_name(relation.target)
+        if relation.kind in ("has_one", "has_many"):
+            found.append((target, {_key_index(target, relation.foreign_key)}))
+        elif relation.kind == "many_to_many" and relation.through is not None:
+            through = schema.by_name(relation.through)
+            keys = (relation.foreign_key, relation.target_key or "")
+            found.append((through, {_key_index(through, key) for key in keys if key}))
+        found.extend(relation_indexes(schema, target, nested.selection))
+    return found
+
+
+def _key_index(holder: ModelMeta, key_field: str) -> str:
+    return f"{'z' if holder.fields[key_field].index == 'range' else 'i'}:{key_field}"

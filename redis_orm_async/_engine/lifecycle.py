@@ -107,8 +107,9 @@ def changed_record(
     current = meta.decode(id_text, stored)
     values = {name: getattr(current, name) for name in meta.model.model_fields if name in current.__dict__}
     for name, change in changes.items():
+        attribute = meta.fields[name].attr
         try:
-            values[name] = change.apply(values.get(name))
+            values[attribute] = change.apply(values.get(attribute))
         except ValidationError as exc:
             raise ValidationError(
                 f"{meta.name}.{name}: {exc.message}", meta={"model": meta.name, "field": name}

@@ -26,16 +26,17 @@ def build_instance(meta: ModelMeta, row: Row, fields: Collection[str] | None) ->
         field_meta = meta.fields[name]
         text = row.get(name)
         try:
-            values[name] = None if text is None else field_meta.validate(field_meta.codec.decode(text))
+            value = None if text is None else field_meta.validate(field_meta.codec.decode(text))
+            values[field_meta.attr] = value
         except (ValueError, ValidationError) as exc:
             raise ValidationError(
                 f"stored {meta.name} record {row['id']!r} does not fit the model: {exc}", cause=exc
             ) from exc
     id_value: Any = int(row["id"]) if meta.id_kind == "manual_int" else row["id"]
     instance = meta.model.model_construct(_fields_set={"id", *values}, id=id_value, **values)
-    for name in meta.fields:
-        if name not in values:
-            instance.__dict__.pop(name, None)
+    for field_meta in meta.fields.values():
+        if field_meta.attr not in values:
+            instance.__dict__.pop(field_meta.attr, None)
     return instance
 
 

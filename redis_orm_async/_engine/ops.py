@@ -262,7 +262,7 @@ def _exact_counter(meta: ModelMeta, name: str, operand: Any) -> bool:
         field.codec.kind == "int"
         and isinstance(operand, int)
         and not isinstance(operand, bool)
-        and not any(not isinstance(item, FieldOptions) for item in meta.model.model_fields[name].metadata)
+        and all(isinstance(item, FieldOptions) for item in meta.model.model_fields[field.attr].metadata)
     )
 
 

@@ -431,9 +431,12 @@ _HANDLERS = {
 
 def unique_violation(meta: ModelMeta, constraint_name: str) -> UniqueConstraintError:
     constraint = next(c for c in meta.uniques if c.name == constraint_name)
+    # named as the caller names the fields: by attribute, whatever name they are stored under
+    fields = tuple(meta.fields[name].attr if name in meta.fields else name for name in constraint.fields)
+    label = "+".join(fields)
     return UniqueConstraintError(
-        f"{meta.name}: unique constraint {constraint.name!r} violated on {', '.join(constraint.fields)}",
-        meta={"model": meta.name, "constraint": constraint.name, "fields": constraint.fields},
+        f"{meta.name}: unique constraint {label!r} violated on {', '.join(fields)}",
+        meta={"model": meta.name, "constraint": label, "fields": fields},
     )
 
 

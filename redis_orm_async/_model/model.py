@@ -29,6 +29,7 @@ class FieldOptions:
     index: bool = False
     unique: bool = False
     lex: bool = False
+    stored_as: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +49,21 @@ def Field(
     index: bool = False,
     unique: bool = False,
     lex: bool = False,
+    stored_as: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """A Pydantic field with storage options.
 
     ``index`` keeps an equality SET (text, bool, enum) or a range ZSET (numbers, dates);
     ``unique`` keeps an atomic claim key per value; ``lex`` keeps a lexicographic ZSET of a text
-    field for ``startswith`` and text ordering.
+    field for ``startswith`` and text ordering. ``stored_as`` is the field's name in Redis (its
+    HASH field, index keys and claims) when it should differ from the attribute: a short name
+    that saves memory on every record (redisca's ``field='eml'``), or the old name of an
+    attribute renamed in Python, so that existing records and indexes keep working.
     """
     info: Any = pydantic.Field(default, **kwargs)
-    if index or unique or lex:
-        info.metadata.append(FieldOptions(index=index, unique=unique, lex=lex))
+    if index or unique or lex or stored_as is not None:
+        info.metadata.append(FieldOptions(index=index, unique=unique, lex=lex, stored_as=stored_as))
     return info
 
 

@@ -21,6 +21,9 @@ from .keys import SAFE_NAME, KeySpace
 from .model import Model, ModelOptions, field_options
 from .relations import RelationMeta, declared_relations
 
+STORED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+"""A stored field name: it becomes part of index and claim keys and of state lines, so it holds
+no key separator, glob character, tab or newline."""
 IdKind = Literal["generated", "manual_str", "manual_int"]
 IndexKind = Literal["equality", "range"]
 MAX_ID_LENGTH = 1024
@@ -32,6 +35,13 @@ range compares byte by byte, so members stay short. Longer values are refused.""
 
 @dataclass(frozen=True, slots=True)
 class FieldMeta:
+    """One field as the ORM stores it.
+
+    ``name`` is the field's name *in Redis*: its HASH field, its index keys and its state line
+    row. It is the attribute's name unless the field says ``Field(stored_as=...)``; below the
+    API (planner, engine, scripts) fields are known by this name only, and ``attribute`` is what
+    the caller and the Pydantic model call it."""
+
     name: str
     annotation: Any
     nullable: bool
@@ -45,6 +55,8 @@ class FieldMeta:
     """The model's name, for messages."""
     constrained: bool = False
     """Part of a compound unique constraint (a single-field one sets ``unique``)."""
+    attribute: str = ""
+    """The model attribute, when it differs from the stored name."""
     encode: Callable[[Any], str] = field(init=False, repr=False, compare=False)
     """The stored text of a valid value, refusing what the field cannot store: the fast path of
     record encoding, which may raise a raw ``ValueError`` or ``TypeError`` (``text`` names the
@@ -54,8 +66,13 @@ class FieldMeta:
         object.__setattr__(self, "encode", _storage_encoder(self))
 
     @property
+    def attr(self) -> str:
+        """The model attribute: how callers, ``where`` and ``order_by`` name the field."""
+        return self.attribute or self.name
+
+    @property
     def label(self) -> str:
-        return f"{self.owner}.{self.name}" if self.owner else self.name
+        return f"{self.owner}.{self.attr}" if self.owner else self.attr
 
     def validate(self, value: Any) -> Any:
         try:
@@ -65,7 +82,7 @@ class FieldMeta:
                 f"invalid value for field {self.label!r}: {exc.errors()[0]['msg']}",
                 errors=[dict(e) for e in exc.errors()],
                 cause=exc,
-                meta={"model": self.owner, "field": self.name},
+                meta={"model": self.owner, "field": self.attr},
             ) from exc
 
     def parse(self, value: Any) -> Any:
@@ -94,7 +111,7 @@ class FieldMeta:
 
     def refusal(self, reason: str, cause: BaseException | None = None) -> ValidationError:
         return ValidationError(
-            f"{self.label}: {reason}", cause=cause, meta={"model": self.owner, "field": self.name}
+            f"{self.label}: {reason}", cause=cause, meta={"model": self.owner, "field": self.attr}
         )
 
 
@@ -181,6 +198,15 @@ class ModelMeta:
     """An absolute cap on a record's life, counted from its creation: no touch or ttl extends a
     record past it (a login session's hard limit next to its sliding idle timeout)."""
 
+    @functools.cached_property
+    def by_attribute(self) -> Mapping[str, FieldMeta]:
+        """The fields by model attribute, as callers name them (``fields`` is by stored name)."""
+        return {f.attr: f for f in self.fields.values()}
+
+    def field(self, attribute: str) -> FieldMeta | None:
+        """The field a caller names (by attribute), or None."""
+        return self.by_attribute.get(attribute)
+
     @property
     def indexed_fields(self) -> tuple[FieldMeta, ...]:
         return tuple(f for f in self.fields.values() if f.index or f.lex)
@@ -228,8 +254,8 @@ class ModelMeta:
         values = instance.__dict__
         out: dict[str, str | None] = {}
         try:
-            for name, ascii_text, encode in self._encoders:
-                value = values.get(name)
+            for name, attribute, ascii_text, encode in self._encoders:
+                value = values.get(attribute)
                 if value is None:
                     out[name] = None
                 elif ascii_text and type(value) is str and value.isascii():
@@ -237,35 +263,41 @@ class ModelMeta:
                 else:
                     out[name] = encode(value)
         except (ValueError, TypeError, OverflowError):
-            for name, field_meta in self.fields.items():
-                value = values.get(name)
+            for field_meta in self.fields.values():
+                value = values.get(field_meta.attr)
                 if value is not None:
                     field_meta.text(value)
             raise
         return out
 
     @functools.cached_property
-    def _encoders(self) -> tuple[tuple[str, bool, Callable[[Any], str]], ...]:
-        """Each field's name, whether it is plain unbounded text, and its encoder."""
+    def _encoders(self) -> tuple[tuple[str, str, bool, Callable[[Any], str]], ...]:
+        """Each field's stored name, its attribute, whether it is plain unbounded text, and its
+        encoder (keyed by stored name: the output is what the HASH holds)."""
         return tuple(
-            (name, f.codec.encode is str and not f.lex, f.encode) for name, f in self.fields.items()
+            (name, f.attr, f.codec.encode is str and not f.lex, f.encode) for name, f in self.fields.items()
         )
 
     def decode(self, id_text: str, stored: Mapping[str, str]) -> Model:
         """Build a model from its HASH; fields that the model no longer declares are ignored.
 
-        Fields are read by attribute name, whatever the model's aliases say."""
-        names, converters, by_name = self._decoding
+        Fields are read by their stored name and validated by attribute name, whatever the
+        model's aliases say; a field the record lacks (one added to the model since) takes its
+        default."""
+        names, converters, by_name, renames = self._decoding
         values: Mapping[str, Any] = stored
         if not names.issuperset(values):
             values = {name: text for name, text in values.items() if name in names}
         try:
-            if converters or values.get("id") != id_text:  # else validated as stored, uncopied
+            if converters or renames or values.get("id") != id_text:  # else validated as stored
                 values = {**values, "id": id_text}
                 for name, decode in converters:
                     text = values.get(name)
                     if text is not None:
                         values[name] = decode(text)
+                for name, attribute in renames:
+                    if name in values:
+                        values[attribute] = values.pop(name)
             # the validator itself: ``model_validate`` only forwards to it, at a cost per record
             validator = self.model.__pydantic_validator__
             instance: Model = (
@@ -299,19 +331,29 @@ class ModelMeta:
         return instance
 
     @functools.cached_property
-    def _decoding(self) -> tuple[frozenset[str], tuple[tuple[str, Callable[[str], Any]], ...], bool]:
+    def _decoding(
+        self,
+    ) -> tuple[
+        frozenset[str], tuple[tuple[str, Callable[[str], Any]], ...], bool, tuple[tuple[str, str], ...]
+    ]:
         """The names a stored HASH may hold, the decoder of each field whose stored text is not
-        already its value (text fields need none), and whether validation must be told to go by
-        attribute name (a field has an alias, or a JSON field may hold a model that has one)."""
+        already its value (text fields need none), whether validation must be told to go by
+        attribute name (a field has an alias, or a JSON field may hold a model that has one), and
+        the fields stored under another name than their attribute's."""
         names = frozenset(("id", *self.fields))
         converters = tuple((n, f.codec.decode) for n, f in self.fields.items() if f.codec.kind != "text")
         by_name = any(_aliases(info) for info in self.model.model_fields.values()) or any(
             f.codec.kind == "json" for f in self.fields.values()
         )
-        return names, converters, by_name
+        renames = tuple((n, f.attribute) for n, f in self.fields.items() if f.attribute)
+        return names, converters, by_name, renames
 
     def field_hint(self, name: str) -> str:
-        """What to say about an unknown field name: the attribute to use if it is an alias."""
+        """What to say about an unknown field name: the attribute to use if it is an alias or a
+        stored name."""
+        stored = self.fields.get(name)
+        if stored is not None and stored.attribute:
+            return f"; {name!r} is its stored name, name the field by its attribute {stored.attr!r}"
         for attribute, info in self.model.model_fields.items():
             if name in _aliases(info):
                 return f"; {name!r} is an alias, name the field by its attribute {attribute!r}"
@@ -377,9 +419,47 @@ def _field_meta(model: type[Model], name: str, info: pydantic.fields.FieldInfo) 
         raise SchemaError(f"{where}: lex indexes need a text field", meta={"field": name})
     annotated: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
     adapter: TypeAdapter[Any] = TypeAdapter(annotated)
+    stored = name if options.stored_as is None else options.stored_as
+    if not isinstance(stored, str) or not STORED_NAME.match(stored) or stored == "id":
+        raise SchemaError(
+            f"{where}: stored_as must be a name of letters, digits and '_' (not 'id'), got {stored!r}",
+            meta={"field": name},
+        )
     return FieldMeta(
-        name, annotation, nullable, codec, index, options.unique, options.lex, adapter, model.__name__
+        stored,
+        annotation,
+        nullable,
+        codec,
+        index,
+        options.unique,
+        options.lex,
+        adapter,
+        model.__name__,
+        attribute="" if stored == name else name,
     )
+
+
+def _stored_fields(model: type[Model], metas: list[FieldMeta]) -> dict[str, FieldMeta]:
+    """The fields by stored name. Two fields cannot share a stored name, and a stored name cannot
+    be another field's attribute: callers name fields by attribute and the engine by stored name,
+    so that one name always means one field."""
+    fields: dict[str, FieldMeta] = {}
+    attributes = {meta.attr for meta in metas}
+    for meta in metas:
+        if meta.name in fields:
+            raise SchemaError(
+                f"{model.__name__}.{meta.attr}: stored as {meta.name!r}, which "
+                f"{model.__name__}.{fields[meta.name].attr} is stored as too",
+                meta={"field": meta.attr},
+            )
+        if meta.attribute and meta.name in attributes:
+            raise SchemaError(
+                f"{model.__name__}.{meta.attr}: stored as {meta.name!r}, which is the name of another "
+                "field; pick a stored name no attribute has",
+                meta={"field": meta.attr},
+            )
+        fields[meta.name] = meta
+    return fields
 
 
 def _id_kind(model: type[Model]) -> IdKind:
@@ -418,25 +498,25 @@ def build_model_meta(model: type[Model], namespace: str = "") -> ModelMeta:
             f"{model.__name__}: key prefix {prefix!r} may only hold letters, digits, '_' and '-'"
         )
     id_kind = _id_kind(model)
-    fields = {
-        name: _field_meta(model, name, info)
-        for name, info in model.model_fields.items()
-        if name != "id"
-    }
+    fields = _stored_fields(
+        model, [_field_meta(model, name, info) for name, info in model.model_fields.items() if name != "id"]
+    )
+    by_attribute = {f.attr: f.name for f in fields.values()}
     uniques = [UniqueConstraint(name, (name,)) for name, meta in fields.items() if meta.unique]
     for group in options.unique_together:
         for name in group:
-            if name not in fields and name != "id":
+            if name not in by_attribute and name != "id":
                 raise SchemaError(
                     f"{model.__name__}: unique_together names unknown field {name!r}",
                     meta={"field": name},
                 )
-            if name != "id" and not fields[name].codec.equality_capable:
+            if name != "id" and not fields[by_attribute[name]].codec.equality_capable:
                 raise SchemaError(f"{model.__name__}.{name}: a json field cannot be unique")
         if len(group) < 1 or len(set(group)) != len(group):
             raise SchemaError(f"{model.__name__}: bad unique_together group {group!r}")
-        uniques.append(UniqueConstraint("+".join(group), tuple(group)))
-        for name in group:
+        stored_group = tuple(by_attribute.get(name, name) for name in group)
+        uniques.append(UniqueConstraint("+".join(stored_group), stored_group))
+        for name in stored_group:
             if name != "id":
                 fields[name] = dataclasses.replace(fields[name], constrained=True)
     if options.supplied_ids and id_kind != "generated":
@@ -533,9 +613,10 @@ class Schema:
         return f"Schema([{', '.join(m.name for m in self)}])"
 
 
-def _check_key(holder: ModelMeta, name: str, pointed: ModelMeta, where: str) -> None:
-    """A foreign key must exist and hold ids of the pointed-to model's type."""
-    field_meta = holder.fields.get(name)
+def _check_key(holder: ModelMeta, name: str, pointed: ModelMeta, where: str) -> str:
+    """A foreign key must exist and hold ids of the pointed-to model's type; returns its stored
+    name (relations are declared by attribute, loaded by stored name)."""
+    field_meta = holder.field(name)
     if field_meta is None:
         raise SchemaError(
             f"{where}: {holder.name} has no foreign key field {name!r}",
@@ -549,6 +630,7 @@ def _check_key(holder: ModelMeta, name: str, pointed: ModelMeta, where: str) -> 
             f"not {field_meta.codec.kind}",
             meta={"model": holder.name, "field": name},
         )
+    return field_meta.name
 
 
 def resolve_relations(metas: Mapping[type[Model], ModelMeta]) -> dict[type[Model], ModelMeta]:
@@ -571,30 +653,31 @@ def resolve_relations(metas: Mapping[type[Model], ModelMeta]) -> dict[type[Model
     for model, meta in metas.items():
         for name, relation in declared_relations(model).items():
             where = f"{meta.name}.{name}"
-            if name in meta.fields or name == "id":
+            if meta.field(name) is not None or name == "id":
                 raise SchemaError(f"{where}: a relation cannot share its name with a field")
             target = lookup(relation.target, where)
             through: ModelMeta | None = None
+            target_key = relation.target_key
             if relation.kind == "belongs_to":
-                _check_key(meta, relation.foreign_key, target, where)
+                foreign_key = _check_key(meta, relation.foreign_key, target, where)
             elif relation.kind in ("has_one", "has_many"):
-                _check_key(target, relation.foreign_key, meta, where)
-                indexed[target.name].add(relation.foreign_key)
+                foreign_key = _check_key(target, relation.foreign_key, meta, where)
+                indexed[target.name].add(foreign_key)
             else:
                 if relation.through is None or relation.target_key is None:
                     raise SchemaError(f"{where}: many_to_many needs through, source_key and target_key")
                 through = lookup(relation.through, where)
-                _check_key(through, relation.foreign_key, meta, where)
-                _check_key(through, relation.target_key, target, where)
-                indexed[through.name].update((relation.foreign_key, relation.target_key))
+                foreign_key = _check_key(through, relation.foreign_key, meta, where)
+                target_key = _check_key(through, relation.target_key, target, where)
+                indexed[through.name].update((foreign_key, target_key))
             resolved[meta.name][name] = RelationMeta(
                 name=name,
                 kind=relation.kind,
                 model=meta.name,
                 target=target.name,
-                foreign_key=relation.foreign_key,
+                foreign_key=foreign_key,
                 through=None if through is None else through.name,
-                target_key=relation.target_key,
+                target_key=target_key,
             )
     out: dict[type[Model], ModelMeta] = {}
     for model, meta in metas.items():

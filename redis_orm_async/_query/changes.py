@@ -43,14 +43,15 @@ class FieldChange:
 
 
 def parse_changes(meta: ModelMeta, data: Mapping[str, Any]) -> dict[str, FieldChange]:
-    """Check update data before any I/O: known fields, valid values, id left alone."""
+    """Check update data before any I/O: known fields, valid values, id left alone. Fields are
+    named by attribute; the changes come back keyed by stored name, as the engine knows them."""
     if not isinstance(data, Mapping):
         raise ValidationError(f"{meta.name} update data must be a mapping")
     changes: dict[str, FieldChange] = {}
     for name, value in data.items():
         if name == "id":
             raise ValidationError(f"{meta.name}.id cannot be changed by an update")
-        field = meta.fields.get(name)
+        field = meta.field(name)
         if field is None:
             raise ValidationError(
                 f"{meta.name} has no field {preview(name)}{meta.field_hint(name)}",
@@ -64,16 +65,16 @@ def parse_changes(meta: ModelMeta, data: Mapping[str, Any]) -> dict[str, FieldCh
         ):
             op, operand = next(iter(value.items()))
             if op == "set":
-                changes[name] = FieldChange("set", field.parse(operand))
+                changes[field.name] = FieldChange("set", field.parse(operand))
                 continue
             if field.codec.kind not in NUMERIC_KINDS:
                 raise ValidationError(
                     f"{meta.name}.{name}: {op} needs a numeric field, not {field.codec.kind}",
                     meta={"field": name},
                 )
-            changes[name] = FieldChange(op, _operand(meta, name, field.codec.kind, op, operand))
+            changes[field.name] = FieldChange(op, _operand(meta, name, field.codec.kind, op, operand))
         else:
-            changes[name] = FieldChange("set", field.parse(value))
+            changes[field.name] = FieldChange("set", field.parse(value))
     return changes
 
 

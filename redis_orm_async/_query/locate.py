@@ -30,28 +30,39 @@ def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
                 f"{type(value).__name__}",
                 meta={"field": name},
             )
-        if name != "id" and name not in meta.fields:
+        if name != "id" and meta.field(name) is None:
             hint = meta.field_hint(name)
             raise QueryError(f"{meta.name} has no field {name!r}{hint}", meta={"field": name})
     names = set(where)
     if names == {"id"}:
         return Locator(meta, id_text=meta.id_text(where["id"]))
+    stored = {_stored(meta, name): name for name in names}
     for constraint in meta.uniques:
-        if set(constraint.fields) == names:
+        if set(constraint.fields) == set(stored):
             encoded: dict[str, str | None] = {}
             id_text = ""
             for name in constraint.fields:
                 if name == "id":
                     id_text = meta.id_text(where[name])
                 else:
-                    encoded[name] = meta.fields[name].text_of(where[name])
+                    encoded[name] = meta.fields[name].text_of(where[stored[name]])
             claim = meta.claim_key(constraint, encoded, id_text)
             if claim is None:
                 raise QueryError(f"{meta.name}: a unique lookup cannot match null values")
             return Locator(meta, claim=claim)
-    accepted = ["id", *("+".join(c.fields) for c in meta.uniques)]
+    accepted = ["id", *("+".join(_attribute(meta, name) for name in c.fields) for c in meta.uniques)]
     raise QueryError(
         f"{meta.name}: {sorted(names)} is not the id or a unique constraint; use one of "
         f"{accepted}",
         meta={"fields": sorted(names)},
     )
+
+
+def _stored(meta: ModelMeta, name: str) -> str:
+    field = meta.field(name)
+    return name if field is None else field.name
+
+
+def _attribute(meta: ModelMeta, name: str) -> str:
+    field = meta.fields.get(name)
+    return name if field is None else field.attr

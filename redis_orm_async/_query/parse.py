@@ -216,7 +216,13 @@ def _field_text(text_of: Callable[[Any], str | None]) -> Callable[[Any], str]:
 
 
 def column(meta: ModelMeta, name: str, operator: str | None = None) -> Column:
-    found = columns(meta).get(name)
+    """The column a caller names: by attribute (the parsed query, like the engine, names it by
+    its stored name)."""
+    field = meta.field(name)
+    if field is not None:
+        found = columns(meta).get(field.name)
+    else:
+        found = columns(meta).get("id") if name == "id" else None
     if found is None:
         what = "relation" if name in meta.relations else "field"
         hint = "; filter relations by loading them with include" if what == "relation" else ""

@@ -51,12 +51,13 @@ def parse_selection(
             if value is False:
                 continue
             relations[name] = _nested(schema, meta, meta.relations[name], value)
-        elif kind == "select" and (name == "id" or name in meta.fields):
+        elif kind == "select" and (name == "id" or meta.field(name) is not None):
             if not isinstance(value, bool):
                 raise QueryError(f"{meta.name}.{name}: select a field with True or False, not {value!r}",
                                  meta={"model": meta.name, "field": name, "operator": "select"})  # fmt: skip
             if value:
-                fields.add(name)
+                selected = meta.field(name)
+                fields.add("id" if selected is None else selected.name)
         else:
             what = "relation" if kind == "include" else "field or relation"
             raise QueryError(

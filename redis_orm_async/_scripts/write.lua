@@ -298,16 +298,17 @@ local function read_create(model)
 end
 
 -- The first record of an empty model: every index the model has is complete, so its marker
--- ('<base>:ix', see _engine/built.py) names them all; reindex and repair name those added later.
+-- ('<base>:ix', see _engine/built.py) names them all (and '~since', so that a model with no index
+-- has a marker too); reindex and repair name those added later.
 local function mark_empty_model(model)
   if model.checked_empty then return end
   model.checked_empty = true
-  local names = {}
+  local names = {'~since'}
   for _, name in ipairs(model.equality) do names[#names + 1] = 'i:' .. name end
   for _, name in ipairs(model.range) do names[#names + 1] = 'z:' .. name end
   for _, name in ipairs(model.lex) do names[#names + 1] = 'l:' .. name end
   for _, unique in ipairs(model.uniques) do names[#names + 1] = 'u:' .. unique.name end
-  if #names == 0 or redis.call('EXISTS', model.ids) == 1 then return end
+  if redis.call('EXISTS', model.ids) == 1 then return end
   local command = {'HSET', model.base .. ':ix'}
   for _, name in ipairs(names) do
     command[#command + 1] = name
