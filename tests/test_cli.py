@@ -426,7 +426,7 @@ async def test_an_interrupted_reindex_resumes_where_it_stopped(
         await new.reindex(v2.Account, batch=250, progress=StopAfter(1000))
     meta = new.schema.meta(v2.Account)
     saved = await client.hget(meta.keys.built(), RESUME_FIELD)
-    assert saved is not None and saved.startswith("i:plan,z:age,u:handle\n")
+    assert saved is not None and saved.startswith("i:plan,z:age,u:handle,d:plan,d:age\n")
     ran = await cli(folder, "reindex", "app_v2:schema", "Account", "--url", server.url, "--json")
     report = ran.json()
     assert ran.code == 0 and report["resumed_after"] == saved.split("\n")[1]

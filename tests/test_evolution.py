@@ -161,6 +161,8 @@ async def test_old_records_read_under_the_new_model(make_orm: MakeOrm, raw: aior
     assert updated is not None and updated.tier == "gold" and updated.score == 10
     stored = await authors.raw(where={"id": written[0].id})
     assert stored is not None and stored["legacy"] == "old", "an update leaves fields it does not know alone"
+    assert stored["score"] == "10", "reindex wrote the new field's default into the old records"
+    assert await authors.count(where={"score": 10, "tier": "basic"}) == 29, "queries agree with reads"
     by_country = await authors.find_many(where={"country": "FR"}, include={"books": True})
     assert len(by_country) == 10 and all(len(a.books) == 2 for a in by_country)
     again = await old.repo(AuthorV1).find_unique(where={"id": written[0].id})
@@ -202,7 +204,7 @@ async def test_a_query_that_needs_an_index_not_yet_built_is_refused_until_reinde
     assert await authors.count() == 30, "nothing was written by the refusals"
     report = await new.reindex(AuthorV2)
     assert report.ok and report.records == 30
-    assert sorted(report.indexes) == ["i:country", "u:name"]
+    assert sorted(report.indexes) == ["d:score", "d:tier", "i:country", "u:name"]
     assert len(await authors.find_many(where={"country": "UK"})) == 10
     assert await authors.count(where={"country": "UK"}) == 10
     assert (await authors.find_unique(where={"full_name": "author 1"})) is not None

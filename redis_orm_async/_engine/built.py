@@ -38,9 +38,16 @@ def index_names(meta: ModelMeta) -> tuple[str, ...]:
 
 
 def describe(name: str) -> str:
-    """A marker name as a person reads it: ``unique email``, ``range index on age``."""
+    """A marker name as a person reads it: ``unique email``, ``range index on age`` (``d:`` names
+    a field whose default ``reindex`` has written into the records created before it existed)."""
     kind, _, target = name.partition(":")
-    what = {"i": "equality index on", "z": "range index on", "l": "lex index on", "u": "unique"}
+    what = {
+        "i": "equality index on",
+        "z": "range index on",
+        "l": "lex index on",
+        "u": "unique",
+        "d": "default of",
+    }
     return f"{what.get(kind, kind)} {target}"
 
 

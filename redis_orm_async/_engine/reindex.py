@@ -1,4 +1,5 @@
-"""Reindex: give every record entries in the indexes and unique claims it does not have yet.
+"""Reindex: give every record entries in the indexes and unique claims it does not have yet, and
+the default of every field added to the model since it was written.
 
 This is what an index or a unique declared on a model that already has records needs: records
 written before the declaration have no entries in it. Reindex walks the model's id ZSET in id
@@ -7,6 +8,10 @@ script call per batch that rebuilds a record only if its hash is still the one j
 safe while writes go on. After each batch it saves where it got to in the model's marker
 (``built.py``), so an interrupted reindex resumes there; once it has walked every record it marks
 the indexes built.
+
+A record written before a field existed has no value for it in its hash and reads as the field's
+default; reindex writes that default into it (one atomic update per batch, only where the record
+is still as read), so that queries and indexes, which go by stored values, agree with reads.
 
 A new unique constraint is checked first: if existing records already share a value, nothing is
 written and the conflicting ids are reported, because only a person can decide which record keeps
@@ -21,11 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .._backends.protocol import Backend, Command
+from .._errors import TransactionConflictError
 from .._model.schema import ModelMeta, UniqueConstraint
 from .._model.state import entries, record_facts
+from .._query.locate import Locator
 from .audit import read_records
 from .built import RESUME_FIELD, describe, index_names, mark_built, read_marker
-from .ops import RebuildOp
+from .ops import RebuildOp, UpdateOp, set_change
 from .progress import QUIET, Progress
 from .writes import WriteEngine
 
@@ -131,6 +138,43 @@ async def find_duplicates(
     )
 
 
+def defaults_text(meta: ModelMeta) -> dict[str, str]:
+    """Stored name -> stored text of the default of each field that cannot be null and has a
+    fixed default: a record without it in its hash was written before the field existed (the ORM
+    writes every value that is not null), and it reads as that default."""
+    found: dict[str, str] = {}
+    for name, stored in meta.fields.items():
+        info = meta.model.model_fields[stored.attr]
+        if stored.nullable or info.default_factory is not None or info.is_required():
+            continue
+        found[name] = stored.text(info.default)
+    return found
+
+
+async def fill_defaults(engine: WriteEngine, meta: ModelMeta, ids: list[str]) -> int:
+    """Write the default of each field that these records were written without, so that queries
+    (which read stored values, and indexes, which hold them) agree with reads (which give the
+    default). Each record is changed only if it is still as it was read; one that changed is read
+    again. Returns how many records were filled."""
+    defaults = defaults_text(meta)
+    if not defaults:
+        return 0
+    for _ in range(engine.max_attempts):
+        rows = await read_records(engine.backend, meta, ids)
+        ops = []
+        for id_text, record in rows.items():
+            missing = [name for name in defaults if name not in record.hash]
+            if missing:
+                changes = [set_change(meta, name, defaults[name]) for name in missing]
+                ops.append(UpdateOp(meta, Locator(meta, id_text=id_text), changes, expect=record.hash))
+        try:
+            await engine.run(ops)
+        except TransactionConflictError:
+            continue  # one of them changed since it was read: read the batch again
+        return len(ops)
+    raise TransactionConflictError(f"{meta.name}: records kept changing while their defaults were written")
+
+
 async def _rebuild(engine: WriteEngine, meta: ModelMeta, ids: list[str]) -> tuple[int, list[UniqueConflict]]:
     """Rebuild these records (reading again any that changed meanwhile): how many were rebuilt,
     and the unique values that another live record already claims."""
@@ -138,6 +182,7 @@ async def _rebuild(engine: WriteEngine, meta: ModelMeta, ids: list[str]) -> tupl
     rebuilt = 0
     conflicts: list[UniqueConflict] = []
     pending = ids
+    await fill_defaults(engine, meta, ids)
     for _ in range(engine.max_attempts):
         rows = await read_records(backend, meta, pending)
         ops = [RebuildOp(meta, id_text, rows[id_text].hash) for id_text in pending if id_text in rows]
@@ -169,7 +214,8 @@ async def reindex_model(
     """Backfill the model's indexes that are not built yet (every one with ``rebuild_all``)."""
     backend = engine.backend
     marker = await read_marker(backend, meta)
-    todo = [name for name in index_names(meta) if rebuild_all or name not in marker]
+    wanted = [*index_names(meta), *(f"d:{name}" for name in defaults_text(meta))]
+    todo = [name for name in wanted if rebuild_all or name not in marker]
     report = ReindexReport(meta.name, indexes=todo)
     if not todo:
         return report
