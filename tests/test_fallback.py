@@ -101,9 +101,13 @@ async def outcome(orm: Orm, op: tuple[Any, ...], raw: Any) -> Any:
 
 async def snapshot(raw: Any, namespace: str) -> dict[str, Any]:
     """Every key of a namespace: its content (expiry scores and TTL lengths left out, since the
-    two ORMs write a few milliseconds apart) and whether it expires."""
+    two ORMs write a few milliseconds apart) and whether it expires. The built-indexes marker
+    (``:ix``) is the write script's alone: without scripts it is not kept, and an absent marker
+    means "trust the indexes" (see ``_engine/built.py``)."""
     found: dict[str, Any] = {}
     async for key in raw.scan_iter(match=f"{namespace}:*"):
+        if key.endswith(":ix"):
+            continue
         kind = await raw.type(key)
         if kind == "string":
             value: Any = await raw.get(key)

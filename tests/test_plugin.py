@@ -123,6 +123,15 @@ def test_anyio_and_asyncio_tests_side_by_side_with_the_local_cluster(pytester: p
     result.assert_outcomes(passed=6)
 
 
+def test_the_testing_page_example_runs_as_documented(pytester: pytest.Pytester) -> None:
+    """docs/examples/test_users.py with docs/examples/pytest-settings.toml, as docs/testing.md
+    shows them."""
+    pytester.makepyprojecttoml((ROOT / "docs/examples/pytest-settings.toml").read_text())
+    pytester.makepyfile(test_users=(ROOT / "docs/examples/test_users.py").read_text())
+    result = run(pytester, "-p", "no:asyncio")
+    result.assert_outcomes(passed=5)
+
+
 def test_a_wrong_server_kind_is_a_usage_error(pytester: pytest.Pytester) -> None:
     configure(pytester, "redis_orm_server = memcached\n", ANYIO_CONFTEST)
     pytester.makepyfile(test_user="import pytest\npytestmark = pytest.mark.anyio\n" + USER_TESTS)

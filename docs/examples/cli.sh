@@ -11,5 +11,5 @@ redis-orm-async repair tutorial:schema --model Bookmark      # rebuild one model
 redis-orm-async reindex tutorial:schema Account --batch 1000 # backfill a new index or unique
 redis-orm-async sweep tutorial:schema                        # drop expired records' leftovers now
 
-# in cron or CI: fail the job when the audit finds a problem
-redis-orm-async audit tutorial:schema || echo "audit failed with exit code $?"
+# in cron or CI: act on the exit code (1: the audit found a problem, 3: no server)
+if ! redis-orm-async audit tutorial:schema --model Account; then echo "audit failed"; fi

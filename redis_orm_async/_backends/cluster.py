@@ -53,6 +53,10 @@ class ClusterCommandStats(CommandStats):
         super().record(commands)
         self.node_round_trips += 1
 
+    def as_setup(self, commands: int) -> None:
+        super().as_setup(commands)
+        self.node_round_trips -= 1
+
     def record_fanout(self, commands: int, nodes: int) -> None:
         self.commands += commands
         self.round_trips += 1

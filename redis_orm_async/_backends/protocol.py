@@ -28,6 +28,10 @@ class CommandStats:
 
     commands: int = 0
     round_trips: int = 0
+    setup_round_trips: int = 0
+    """Round trips of what the ORM learns once per process and model (which indexes are built),
+    kept out of ``round_trips`` so that it counts the work of operations, as the server's version,
+    learned on first contact, is not counted either."""
 
     def snapshot(self) -> tuple[int, int]:
         return self.commands, self.round_trips
@@ -35,6 +39,12 @@ class CommandStats:
     def record(self, commands: int) -> None:
         self.commands += commands
         self.round_trips += 1
+
+    def as_setup(self, commands: int) -> None:
+        """Move the round trip just recorded (of ``commands`` commands) to ``setup_round_trips``."""
+        self.commands -= commands
+        self.round_trips -= 1
+        self.setup_round_trips += 1
 
 
 @dataclass(frozen=True, slots=True)

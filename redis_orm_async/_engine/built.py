@@ -89,7 +89,8 @@ class IndexCheck:
     """Refuses a read that needs an index older records have no entries in (per ORM, cached).
 
     One round trip per model, the first time a query of that model needs a secondary index or a
-    unique claim; a model found complete is not asked again. A model with no marker at all is
+    unique claim (counted in ``stats.setup_round_trips``, not with the operations); a model found
+    complete is not asked again. A model with no marker at all is
     trusted: it is empty (its first create writes the marker), or its records were written before
     markers existed (``reindex`` or ``repair`` writes one)."""
 
@@ -101,11 +102,12 @@ class IndexCheck:
         wanted = set(names)
         if not wanted or meta.keys.base in self.complete:
             return
-        marker = await read_marker(self.backend, meta)
-        if not marker or set(index_names(meta)) <= set(marker):
+        marker = set(await self.backend.execute(("HKEYS", meta.keys.built())) or ())
+        self.backend.stats.as_setup(1)
+        if not marker or set(index_names(meta)) <= marker:
             self.complete.add(meta.keys.base)
             return
-        missing = sorted(wanted - set(marker))
+        missing = sorted(wanted - marker)
         if missing:
             described = ", ".join(describe(name) for name in missing)
             raise IndexNotBuiltError(
