@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from redis_orm_async import BackendUnavailableError
-from redis_orm_async.testing import EmbeddedRedis, find_redis_server
+from redis_orm_async.testing import EmbeddedRedis, find_redis_server, find_valkey_server
 
 
 def test_start_answers_and_stop_releases_the_port_and_directory() -> None:
@@ -66,3 +66,15 @@ def test_the_demo_uses_redis_url_when_it_is_set() -> None:
         assert result.returncode == 0, result.stderr
         stats = redis.Redis.from_url(server.url).info("stats")
         assert stats["total_commands_processed"] > 20, "the demo ran against the given server"
+
+
+def test_the_embedded_server_can_be_valkey(monkeypatch: pytest.MonkeyPatch) -> None:
+    with EmbeddedRedis(server="valkey") as server:
+        info = redis.Redis.from_url(server.url).info("server")
+        assert info["server_name"] == "valkey" and str(info["valkey_version"]).startswith("9.")
+    assert os.access(find_valkey_server(), os.X_OK)
+    monkeypatch.setenv("VALKEY_SERVER_BIN", "/nonexistent/valkey-server")
+    with pytest.raises(BackendUnavailableError, match="cannot run /nonexistent/valkey-server"):
+        EmbeddedRedis(server="valkey").start()
+    with pytest.raises(ValueError, match="server must be one of redis, valkey"):
+        EmbeddedRedis(server="memcached")  # type: ignore[arg-type]

@@ -133,6 +133,7 @@ class EmbeddedRedis(ManagedServer):
         replica_of: int | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
         if server not in SERVER_FINDERS:
             raise ValueError(f"server must be one of {', '.join(SERVER_FINDERS)}, not {server!r}")
         self.server = server
@@ -141,7 +142,6 @@ class EmbeddedRedis(ManagedServer):
         if replica_of is not None:
             self._args += ["--replicaof", "127.0.0.1", str(replica_of)]
         self._startup_timeout = startup_timeout
-        self._process: subprocess.Popen[bytes] | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self.port = 0
 
