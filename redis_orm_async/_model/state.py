@@ -12,7 +12,8 @@ Everything here mirrors ``_scripts/state.lua`` and is tested against it on the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -24,9 +25,9 @@ LEX_SEPARATOR = "\x00"
 """Separates the escaped text from the id in a lex ZSET member; escaped text holds no NUL."""
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
-    """One field's part of the index; an empty string is a part the field does not need."""
+class Fact(NamedTuple):
+    """One field's part of the index; an empty string is a part the field does not need (a
+    tuple: every create builds one per indexed field, and a tuple is the cheapest to build)."""
 
     token: str = ""
     score: str = ""
@@ -133,7 +134,39 @@ def field_fact(meta: ModelMeta, name: str, text: str | None) -> Fact:
 
 def record_facts(meta: ModelMeta, encoded: Mapping[str, str | None]) -> Facts:
     """The facts of a record from its stored texts (a missing field is null)."""
-    return {name: field_fact(meta, name, encoded.get(name)) for name in layout(meta).order}
+    facts: Facts = {}
+    for name, needs, token_of, score_of in _fact_plan(meta):
+        text = encoded.get(name)
+        token = score = lex = ""
+        if needs[0]:
+            token = value_token(None if text is None else token_of(text))
+        if text is not None:
+            if score_of is not None:
+                score = format(score_of(text), ".17g")
+            if needs[2]:
+                lex = "=" + escape(text)
+        facts[name] = Fact(token, score, lex)
+    return facts
+
+
+_PLAN = "_state_fact_plan"
+FactPlan = tuple[tuple[str, tuple[bool, bool, bool], Callable[[str], str], Callable[[str], float] | None], ...]
+
+
+def _fact_plan(meta: ModelMeta) -> FactPlan:
+    """Per field with facts: its name, which parts it needs, its token and its score functions
+    (looked up once: every create derives the facts of every indexed field)."""
+    found: FactPlan | None = meta.__dict__.get(_PLAN)
+    if found is None:
+        plan = []
+        for name in layout(meta).order:
+            needs = layout(meta).needs[name]
+            codec = meta.fields[name].codec
+            score = codec.score if "s" in needs else None
+            plan.append((name, ("t" in needs, "s" in needs, "x" in needs), codec.token, score))
+        found = tuple(plan)
+        object.__setattr__(meta, _PLAN, found)
+    return found
 
 
 def state_line(meta: ModelMeta, facts: Mapping[str, Fact]) -> str:
