@@ -13,9 +13,9 @@ Everything here mirrors ``_scripts/state.lua`` and is tested against it on the s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NamedTuple
 
 from .ids import ulid_time_ms
 from .keys import escape, value_token
@@ -150,7 +150,8 @@ def record_facts(meta: ModelMeta, encoded: Mapping[str, str | None]) -> Facts:
 
 
 _PLAN = "_state_fact_plan"
-FactPlan = tuple[tuple[str, tuple[bool, bool, bool], Callable[[str], str], Callable[[str], float] | None], ...]
+FieldPlan = tuple[str, tuple[bool, bool, bool], Callable[[str], str], Callable[[str], float] | None]
+FactPlan = tuple[FieldPlan, ...]
 
 
 def _fact_plan(meta: ModelMeta) -> FactPlan:
@@ -208,6 +209,26 @@ class Entries:
     claims: dict[str, str] = field(default_factory=dict)
 
 
+def claim_keys(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> dict[str, str]:
+    """The unique claims a record with these facts holds: claim key to constraint name."""
+    base = meta.keys.base
+    claims: dict[str, str] = {}
+    for constraint, names in layout(meta).uniques:
+        parts = []
+        for name in names:
+            if name == "id":
+                token = value_token(id_text)
+            else:
+                fact = facts.get(name)
+                token = "" if fact is None else fact.token
+            if token in ("", "-"):
+                break
+            parts.append(token)
+        else:
+            claims[f"{base}:u:{constraint}:{':'.join(parts)}"] = constraint
+    return claims
+
+
 def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries:
     """Every index entry and claim a record with these facts has; a field without a fact (an
     index added after the record was written) has none until ``repair`` writes it."""
@@ -229,19 +250,7 @@ def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries
         fact = facts.get(name)
         if fact is not None and fact.lex:
             zsets[f"{base}:l:{name}"] = (lex_member(fact.lex[1:], id_text), "0")
-    for constraint, names in shape.uniques:
-        parts = []
-        for name in names:
-            if name == "id":
-                token = value_token(id_text)
-            else:
-                fact = facts.get(name)
-                token = "" if fact is None else fact.token
-            if token in ("", "-"):
-                break
-            parts.append(token)
-        else:
-            found.claims[f"{base}:u:{constraint}:{':'.join(parts)}"] = constraint
+    found.claims = claim_keys(meta, id_text, facts)
     return found
 
 
