@@ -111,7 +111,13 @@ class Repository(Generic[M]):
         return record
 
     def _not_found(self, where: Mapping[str, Any]) -> NotFoundError:
-        return NotFoundError(f"no {self.meta.name} matches {dict(where)!r}", meta={"model": self.meta.name})
+        """Names the fields looked up, never their values: a token lookup must not put the token
+        into a log line or a response."""
+        names = sorted(str(name) for name in where)
+        return NotFoundError(
+            f"no {self.meta.name} matches the given {', '.join(names)}",
+            meta={"model": self.meta.name, "fields": names},
+        )
 
     async def exists(self, where: Mapping[str, Any]) -> bool:
         locator = unique_locator(self.meta, where)
