@@ -21,6 +21,7 @@ import hashlib
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -104,12 +105,22 @@ class RateLimitStatus:
 class RateLimiter:
     """``limit`` calls per window for each key (a client address, a user id, an API key)."""
 
-    def __init__(self, buckets: Repository[RateLimitBucket], rate: str | Rate, *, name: str) -> None:
+    def __init__(
+        self,
+        buckets: Repository[RateLimitBucket],
+        rate: str | Rate,
+        *,
+        name: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``clock`` (seconds since the epoch) only feeds the ``reset_after`` estimate; the
+        window itself is timed by the server."""
         if not isinstance(name, str) or not name:
             raise QueryError("a rate limiter needs a non-empty name (its buckets are '<name>:<key>')")
         self._buckets = buckets
         self.rate = Rate.parse(rate)
         self.name = name
+        self._clock = clock
         self._ttl = self.rate.window
 
     def bucket_id(self, key: str) -> str:
@@ -121,7 +132,7 @@ class RateLimiter:
 
     async def hit(self, key: str) -> RateLimitStatus:
         """Count one call of ``key`` and say whether it is within the limit; one round trip."""
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = int(self._clock() * 1000)
         bucket = await self._buckets.upsert(
             where={"id": self.bucket_id(key)},
             create={"hits": 1, "opened_ms": now_ms},
