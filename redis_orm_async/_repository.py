@@ -11,7 +11,7 @@ from ._engine.expiry import sweep_due
 from ._engine.lifecycle import (
     BULK_CHUNK,
     check_distinct,
-    delete_op_for,
+    delete_matching,
     model_of,
     update_one,
     update_op_for,
@@ -206,11 +206,11 @@ class Repository(Generic[M]):
         return result
 
     async def delete_many(self, where: Mapping[str, Any]) -> int:
-        """Delete every record ``where`` selects, in chunks of 500; returns how many."""
+        """Delete every record ``where`` selects; returns how many. An equality on an indexed
+        field (every session of one user) costs one round trip per 1,000 records; any other where
+        reads and tests each record, in chunks of 500."""
         query = parse_query(self.meta, where)
-        return await write_matching(
-            self._engine, self.meta, query, matcher(self.meta, query.where), delete_op_for(self.meta)
-        )
+        return await delete_matching(self._engine, self.meta, query, matcher(self.meta, query.where))
 
     async def count(self, where: Mapping[str, Any] | None = None) -> int:
         """Exact number of live records (matching ``where``), expired ones excluded even before

@@ -7,6 +7,7 @@ real servers, and finish with a clean audit.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,6 +23,7 @@ from redis_orm_async import (
     UNSET,
     Field,
     Model,
+    NotFoundError,
     Orm,
     Schema,
     TransactionConflictError,
@@ -410,3 +412,54 @@ async def audit_dangling_only(orm: Orm) -> None:
     """Before the sweep, expired records may leave entries behind, and nothing else may be off."""
     report = await orm.audit(Card)
     assert all(p.kind == "dangling" for p in report.problems), str(report)
+
+
+class Login(Model, key_prefix="login", ttl=timedelta(milliseconds=250), max_life=timedelta(milliseconds=700)):
+    """A sliding session (idle timeout 250 ms) with a hard cap (700 ms from its creation)."""
+
+    token: str = Field(unique=True)
+
+
+@pytest.mark.parametrize("scripted", [True, False])
+async def test_a_sliding_session_ends_at_its_absolute_cap_however_often_it_is_touched(
+    make_orm: MakeOrm, backend_name: str, scripted: bool
+) -> None:
+    if not scripted and backend_name == "upstash":
+        scripted = True  # Upstash has no WATCH: its only write path is the script
+    orm = make_orm(Schema([Login]))
+    if not scripted:
+        orm.backend.features = dataclasses.replace(orm.backend.features, scripting=False)
+    logins = orm.repo(Login)
+    session = await logins.create(data={"token": "t"})
+    touched = 0
+    while await logins.touch(where={"token": "t"}) is not None:
+        try:
+            left = await logins.ttl(where={"id": session.id})
+        except NotFoundError:
+            break  # the cap passed between the touch and this read
+        assert left is not None and left <= timedelta(milliseconds=700)
+        touched += 1
+        await anyio.sleep(0.05)
+    assert touched >= 5, "touches kept it alive until the cap"
+    assert await logins.find_unique(where={"token": "t"}) is None
+    permanent = await logins.create(data={"token": "p"}, ttl=None)
+    left = await logins.ttl(where={"id": permanent.id})
+    assert left is not None and left <= timedelta(milliseconds=700), "ttl=None cannot pass the cap"
+    await orm.sweep(Login)
+    report = await orm.audit(Login)
+    assert report.ok, str(report)
+
+
+async def test_revoking_every_session_of_a_user_costs_one_round_trip_per_thousand(make_orm: MakeOrm) -> None:
+    orm = make_orm(SCHEMA)
+    passes = orm.repo(Pass)
+    await passes.create_many([{"token": f"t{n}", "user_id": "u1"} for n in range(2_500)])
+    await passes.create_many([{"token": f"o{n}", "user_id": "u2"} for n in range(10)])
+    before = orm.backend.stats.round_trips
+    assert await passes.delete_many(where={"user_id": "u1"}) == 2_500
+    assert orm.backend.stats.round_trips - before == 3
+    assert await passes.count(where={"user_id": "u1"}) == 0
+    assert await passes.count() == 10
+    assert await passes.find_unique(where={"token": "t7"}) is None
+    assert await passes.create(data={"token": "t7", "user_id": "u3"}), "the token is free again"
+    await audit_clean(orm, Pass)

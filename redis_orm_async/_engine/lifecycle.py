@@ -14,7 +14,7 @@ from typing import Any
 
 import pydantic
 
-from .._backends.protocol import Backend
+from .._backends.protocol import Backend, ScriptsRefused
 from .._errors import UniqueConstraintError, ValidationError
 from .._model.model import Model
 from .._model.schema import ModelMeta
@@ -22,9 +22,18 @@ from .._model.state import entries, record_facts
 from .._query.changes import FieldChange
 from .._query.locate import Locator
 from .._query.match import Matcher
-from .._query.parse import Query
+from .._query.parse import Compare, Query
 from .._query.ttl import Expiry
-from .ops import CreateOp, DeleteOp, UpdateOp, WriteOp, check_supplied_id, diff_changes, plain_changes
+from .ops import (
+    CreateOp,
+    DeleteIndexedOp,
+    DeleteOp,
+    UpdateOp,
+    WriteOp,
+    check_supplied_id,
+    diff_changes,
+    plain_changes,
+)
 from .overlay import write_conflict
 from .reads import fetch_rows, select_ids
 from .writes import WriteEngine
@@ -204,3 +213,40 @@ def delete_op_for(meta: ModelMeta) -> Callable[[str, dict[str, str]], WriteOp]:
         return DeleteOp(meta, Locator(meta, id_text=id_text), expect=stored)
 
     return make
+
+
+INDEX_BATCH = 1000
+"""Records per script call when a bulk delete walks one equality index (revoke every session of
+one user: one round trip per 1,000 sessions)."""
+
+
+def equality_key(meta: ModelMeta, query: Query) -> str | None:
+    """The equality index key that holds exactly the records ``query`` selects, if there is one."""
+    where = query.where
+    if not isinstance(where, Compare) or where.op != "eq" or where.field == "id":
+        return None
+    field = meta.fields[where.field]
+    if field.index != "equality":
+        return None
+    return meta.keys.equality(where.field, None if where.value is None else field.codec.token(where.value))
+
+
+async def delete_matching(engine: WriteEngine, meta: ModelMeta, query: Query, test: Matcher) -> int:
+    """``delete_many``: an exact equality is deleted by the script walking its index; anything
+    else reads, tests and deletes each record."""
+    key = equality_key(meta, query)
+    if key is not None and engine.backend.features.scripting:
+        deleted = 0
+        try:
+            while True:
+                op = DeleteIndexedOp(meta, key, INDEX_BATCH)
+                await engine.run([op])
+                done: int
+                examined: int
+                done, examined = op.result
+                deleted += done
+                if examined < INDEX_BATCH:
+                    return deleted
+        except ScriptsRefused:
+            pass
+    return await write_matching(engine, meta, query, test, delete_op_for(meta))

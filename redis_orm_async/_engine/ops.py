@@ -295,6 +295,26 @@ def check_supplied_id(meta: ModelMeta, data: Mapping[str, Any] | Model) -> None:
         )
 
 
+class DeleteIndexedOp(WriteOp):
+    """Delete up to ``limit`` records of one equality index key (each only if its state still
+    puts it there); the result is (deleted, examined). Script-only: without scripts, bulk deletes
+    read and test each record instead."""
+
+    kind = "Y"
+
+    def __init__(self, meta: ModelMeta, key: str, limit: int) -> None:
+        self.meta = meta
+        self.key = key
+        self.limit = limit
+
+    def words(self) -> list[str]:
+        return [self.key, str(self.limit)]
+
+    def accept(self, reply: Any) -> None:
+        deleted, examined = reply
+        self.result = (int(deleted), int(examined))
+
+
 class RebuildOp(WriteOp):
     """Repair: rebuild one live record's entries, claims and state line from the hash it was
     read with; the result is ``"gone"``, ``"changed"`` or the constraints another record holds."""

@@ -20,6 +20,7 @@ from .._model.state import (
     LEX_SEPARATOR,
     Entries,
     Facts,
+    capped,
     entries,
     field_fact,
     layout,
@@ -223,12 +224,10 @@ class Overlay:
             return None
         return state
 
-    def expiry_of(self, expiry: Expiry, current: int | None) -> int | None:
+    def expiry_of(self, state: RecordState, expiry: Expiry) -> int | None:
         if expiry == "keep":
-            return current
-        if expiry == "persist":
-            return None
-        return self.now_ms() + expiry
+            return state.exp
+        return capped(state.meta, state.id_text, None if expiry == "persist" else self.now_ms() + expiry)
 
     def create(self, op: CreateOp) -> dict[str, str]:
         meta = op.meta
@@ -239,7 +238,7 @@ class Overlay:
         state = self.record(meta, op.id_text)
         if state.exists:
             raise id_taken(meta)
-        exp = None if op.ttl_ms is None else self.now_ms() + op.ttl_ms
+        exp = capped(meta, op.id_text, None if op.ttl_ms is None else self.now_ms() + op.ttl_ms)
         self.transition(state, dict(op.facts), exp, op.writes, (), True)
         state.hash = {"id": op.id_text, **dict(op.writes)}
         return state.hash
@@ -284,7 +283,7 @@ class Overlay:
                     facts[name] = change.fact
         writes = [(name, text) for name, text in new_hash.items() if hash_.get(name) != text]
         deletes = [name for name in hash_ if name not in new_hash]
-        self.transition(state, facts, self.expiry_of(op.expiry, state.exp), writes, deletes, False)
+        self.transition(state, facts, self.expiry_of(state, op.expiry), writes, deletes, False)
         state.hash = new_hash
         return dict(new_hash)
 
@@ -308,7 +307,7 @@ class Overlay:
         if not state.exists:
             self.clean(state)
             return None
-        self.transition(state, state.facts, self.expiry_of(op.expiry, state.exp), (), (), False)
+        self.transition(state, state.facts, self.expiry_of(state, op.expiry), (), (), False)
         return dict(state.hash)
 
     def sweep(self, op: SweepOp) -> list[int]:

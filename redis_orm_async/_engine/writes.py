@@ -25,7 +25,7 @@ from .._errors import OrmError, TransactionConflictError, ValidationError
 from .._model.schema import ModelMeta
 from .._model.state import entries, layout
 from .._scripts import load
-from .ops import CleanOp, CreateOp, PruneOp, RebuildOp, SweepOp, TouchOp, UpdateOp, WriteOp
+from .ops import CleanOp, CreateOp, DeleteIndexedOp, PruneOp, RebuildOp, SweepOp, TouchOp, UpdateOp, WriteOp
 from .overlay import (
     MissingReads,
     Overlay,
@@ -105,6 +105,8 @@ class WriteEngine:
             try:
                 replies = await self._scripted(ops)
             except ScriptsRefused:
+                if any(isinstance(op, DeleteIndexedOp) for op in ops):
+                    raise  # script-only: the caller has a plain path for it
                 replies = await self._watched(ops)
         else:
             replies = await self._watched(ops)

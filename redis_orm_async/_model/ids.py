@@ -77,3 +77,19 @@ if hasattr(os, "register_at_fork"):
 def new_ulid() -> str:
     """A new ULID, greater than every ULID this process generated before."""
     return _text(_SEQUENCE.next())
+
+
+_VALUES = {char: index for index, char in enumerate(_CROCKFORD)}
+
+
+def ulid_time_ms(text: str) -> int | None:
+    """The creation time (ms since the epoch) a ULID carries, or None for text that is not one."""
+    if len(text) != 26:
+        return None
+    value = 0
+    for char in text[:10]:
+        digit = _VALUES.get(char)
+        if digit is None:
+            return None
+        value = value * 32 + digit
+    return value

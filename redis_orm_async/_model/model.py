@@ -39,6 +39,7 @@ class ModelOptions:
     unique_together: tuple[tuple[str, ...], ...] = ()
     ttl: timedelta | None = None
     supplied_ids: bool = False
+    max_life: timedelta | None = None
 
 
 def Field(
@@ -107,6 +108,7 @@ class Model(BaseModel):
         unique_together: Iterable[Sequence[str]] = (),
         ttl: timedelta | None = None,
         supplied_ids: bool = False,
+        max_life: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -119,6 +121,7 @@ class Model(BaseModel):
             unique_together=tuple(tuple(fields) for fields in unique_together),
             ttl=ttl,
             supplied_ids=supplied_ids,
+            max_life=max_life,
         )
 
 

@@ -177,6 +177,9 @@ class ModelMeta:
     relations: Mapping[str, Any] = field(default_factory=dict)
     supplied_ids: bool = False
     """A generated-id model that lets callers supply an id (create-if-absent); see ``Model``."""
+    max_life: timedelta | None = None
+    """An absolute cap on a record's life, counted from its creation: no touch or ttl extends a
+    record past it (a login session's hard limit next to its sliding idle timeout)."""
 
     @property
     def indexed_fields(self) -> tuple[FieldMeta, ...]:
@@ -451,6 +454,7 @@ def build_model_meta(model: type[Model], namespace: str = "") -> ModelMeta:
         uniques=tuple(uniques),
         ttl=options.ttl,
         supplied_ids=options.supplied_ids,
+        max_life=options.max_life,
     )
 
 
@@ -459,11 +463,18 @@ def _check_options(model: type[Model], options: ModelOptions) -> None:
     name = model.__name__
     if options.key_prefix is not None and not isinstance(options.key_prefix, str):
         raise SchemaError(f"{name}: key_prefix must be a str, got {type(options.key_prefix).__name__}")
-    if options.ttl is not None:
-        if not isinstance(options.ttl, timedelta):
-            raise SchemaError(f"{name}: ttl must be a timedelta, got {type(options.ttl).__name__}")
-        if options.ttl.total_seconds() <= 0:
-            raise SchemaError(f"{name}: ttl must be positive")
+    for option, value in (("ttl", options.ttl), ("max_life", options.max_life)):
+        if value is not None:
+            if not isinstance(value, timedelta):
+                raise SchemaError(f"{name}: {option} must be a timedelta, got {type(value).__name__}")
+            if value.total_seconds() <= 0:
+                raise SchemaError(f"{name}: {option} must be positive")
+    if options.max_life is not None and (_id_kind(model) != "generated" or options.supplied_ids):
+        raise SchemaError(
+            f"{name}: max_life needs generated ids (their ULID carries the creation time it counts "
+            "from), not ids its callers choose",
+            meta={"field": "id"},
+        )
     if not isinstance(options.supplied_ids, bool):
         raise SchemaError(f"{name}: supplied_ids must be True or False")
     for group in options.unique_together:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from .ids import ulid_time_ms
 from .keys import escape, value_token
 from .schema import ModelMeta
 
@@ -47,10 +49,12 @@ class Layout:
     lex: tuple[str, ...]
     uniques: tuple[tuple[str, tuple[str, ...]], ...]
     int_ids: bool
+    max_life_ms: int | None = None
     words: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        words = [self.base, "i" if self.int_ids else "-", str(len(self.order))]
+        max_life = "" if self.max_life_ms is None else str(self.max_life_ms)
+        words = [self.base, "i" if self.int_ids else "-", max_life, str(len(self.order))]
         for name in self.order:
             words.extend((name, self.needs[name]))
         for names in (self.equality, self.ranges, self.lex):
@@ -102,6 +106,7 @@ def _build_layout(meta: ModelMeta) -> Layout:
         lex=tuple(name for name, f in fields.items() if f.lex),
         uniques=tuple((c.name, c.fields) for c in meta.uniques),
         int_ids=meta.id_kind == "manual_int",
+        max_life_ms=None if meta.max_life is None else max(1, meta.max_life // timedelta(milliseconds=1)),
     )
 
 
@@ -205,3 +210,14 @@ def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries
         else:
             found.claims[f"{base}:u:{constraint}:{':'.join(parts)}"] = constraint
     return found
+
+
+def capped(meta: ModelMeta, id_text: str, expiry: int | None) -> int | None:
+    """An expiry (ms) no later than the record's ``max_life`` allows, counted from the creation
+    time its ULID carries; a model without ``max_life`` keeps ``expiry`` as it is."""
+    cap_ms = layout(meta).max_life_ms
+    born = None if cap_ms is None else ulid_time_ms(id_text)
+    if cap_ms is None or born is None:
+        return expiry
+    deadline = born + cap_ms
+    return deadline if expiry is None or expiry > deadline else expiry

@@ -87,7 +87,8 @@ local function add_int(x, y)
 end
 
 -- A model as the client describes it, read from ARGV starting at ``at`` (the words of
--- ``Layout.words`` in _model/state.py): base, flags ('i' for int ids), then counted lists of the
+-- ``Layout.words`` in _model/state.py): base, flags ('i' for int ids), max_life in ms (or ''),
+-- then counted lists of the
 -- fields with facts (name, needs: t token, s score, x lex text), of the equality, range and lex
 -- fields, and of the unique constraints (name, #fields, fields). Answers the model and the
 -- position after it.
@@ -96,10 +97,10 @@ local function read_model(at)
   local base = words[at]
   local model = {
     base = base, ids = base .. ':ids', st = base .. ':st', exp = base .. ':exp',
-    int_ids = words[at + 1] == 'i',
+    int_ids = words[at + 1] == 'i', max_life = tonumber(words[at + 2]),
     facts = {}, needs = {}, equality = {}, range = {}, lex = {}, uniques = {},
   }
-  at = at + 2
+  at = at + 3
   for i = 1, tonumber(words[at]) do
     local name = words[at + 2 * i - 1]
     model.facts[i] = name
@@ -154,26 +155,37 @@ local function id_score(model, id)
   return '0'
 end
 
--- Every ZSET entry (key -> {member, score}) and claim (key -> constraint) the facts imply.
-local function entries(model, id, facts)
+-- Every ZSET entry (key -> {member, score}) and claim (key -> constraint) the facts imply; with
+-- ``only`` (a set of field names), just the entries of those fields and of the constraints over
+-- them (an update derives what its changes touch, not the whole record).
+local function entries(model, id, facts, only)
   local zsets, claims = {}, {}
   local score = id_score(model, id)
-  zsets[model.ids] = {id, score}
+  if not only then zsets[model.ids] = {id, score} end
   for _, name in ipairs(model.equality) do
     local fact = facts[name]
-    if fact and fact.t ~= '' then zsets[model.base .. ':i:' .. name .. ':' .. fact.t] = {id, score} end
+    if fact and fact.t ~= '' and (not only or only[name]) then
+      zsets[model.base .. ':i:' .. name .. ':' .. fact.t] = {id, score}
+    end
   end
   for _, name in ipairs(model.range) do
     local fact = facts[name]
-    if fact and fact.s ~= '' then zsets[model.base .. ':z:' .. name] = {id, fact.s} end
+    if fact and fact.s ~= '' and (not only or only[name]) then zsets[model.base .. ':z:' .. name] = {id, fact.s} end
   end
   for _, name in ipairs(model.lex) do
     local fact = facts[name]
-    if fact and fact.x ~= '' then zsets[model.base .. ':l:' .. name] = {fact.x .. '\0' .. id, '0'} end
+    if fact and fact.x ~= '' and (not only or only[name]) then
+      zsets[model.base .. ':l:' .. name] = {fact.x .. '\0' .. id, '0'}
+    end
   end
   for _, unique in ipairs(model.uniques) do
     local parts = {}
-    for _, name in ipairs(unique.fields) do
+    if only then
+      local touched = false
+      for _, name in ipairs(unique.fields) do touched = touched or only[name] ~= nil end
+      if not touched then parts = nil end
+    end
+    for _, name in ipairs(parts and unique.fields or {}) do
       local token
       if name == 'id' then
         token = value_token(id)
@@ -187,4 +199,28 @@ local function entries(model, id, facts)
     if parts then claims[model.base .. ':u:' .. unique.name .. ':' .. table.concat(parts, ':')] = unique.name end
   end
   return zsets, claims
+end
+
+local CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+
+-- the creation time (ms) a ULID carries, or nil for an id that is not one
+local function ulid_time_ms(id)
+  if #id ~= 26 then return nil end
+  local value = 0
+  for i = 1, 10 do
+    local digit = string.find(CROCKFORD, string.sub(id, i, i), 1, true)
+    if not digit then return nil end
+    value = value * 32 + digit - 1
+  end
+  return value
+end
+
+-- an expiry no later than the record's max_life allows (the model's cap, from its ULID)
+local function capped(model, id, expiry)
+  if not model.max_life then return expiry end
+  local born = ulid_time_ms(id)
+  if not born then return expiry end
+  local deadline = born + model.max_life
+  if not expiry or expiry > deadline then return deadline end
+  return expiry
 end

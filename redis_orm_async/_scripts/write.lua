@@ -17,6 +17,8 @@
 --   T model locator ttl_ms                                     touch: a fresh expiry
 --   S model limit                                              sweep records that are due
 --   X model #ids id...                                         clean these ids if they are gone
+--   Y model key limit                                          delete the records of one equality
+--                                                              index key (up to limit of them)
 --   R model id expect state_line                               repair: rebuild a record's entries
 --   P model key kind #members member...                        repair: prune entries nobody implies
 -- locator: 'i' id | 'c' claim key; expect: '-' or #fields and the hash as the caller read it;
@@ -162,19 +164,25 @@ end
 -- Move a record from its current state to a new one: nil facts removes it. Checks the unique
 -- claims it wants (a claim held by another live record that still holds the value is a
 -- violation; any other holder is stale and taken over), then queues every change.
-local function transition(index, rec, new_facts, new_exp, hash_writes, hash_deletes, fresh, new_line)
+-- ``only``: the fields whose facts may change (an update's), so that the entries of the others are
+-- neither derived nor compared; nil for a create, a removal or a rebuild.
+local function transition(index, rec, new_facts, new_exp, hash_writes, hash_deletes, fresh, new_line, only)
   local model, id = rec.model, rec.id
   local old_zsets, old_claims = {}, {}
-  if rec.exists or leftovers(rec) then old_zsets, old_claims = entries(model, id, rec.facts) end
+  if rec.exists or leftovers(rec) then old_zsets, old_claims = entries(model, id, rec.facts, only) end
   local new_zsets, new_claims = {}, {}
-  if new_facts then new_zsets, new_claims = entries(model, id, new_facts) end
+  if new_facts then new_zsets, new_claims = entries(model, id, new_facts, only) end
 
   for claim, constraint in pairs(new_claims) do
-    local holder = holder_of(claim)
-    if holder and holder ~= id then
-      local other = record(model, holder)
-      if other.exists and claims_of(other)[claim] then
-        return fail(index, 'unique', model.base, constraint)
+    if rec.exists and old_claims[claim] then
+      holders[claim] = id  -- a live record holds the claims its state lists
+    else
+      local holder = holder_of(claim)
+      if holder and holder ~= id then
+        local other = record(model, holder)
+        if other.exists and claims_of(other)[claim] then
+          return fail(index, 'unique', model.base, constraint)
+        end
       end
     end
   end
@@ -201,6 +209,14 @@ local function transition(index, rec, new_facts, new_exp, hash_writes, hash_dele
       holders[claim] = id
     elseif expiry_changed then
       if new_exp then queue('PEXPIREAT', claim, new_exp) else queue('PERSIST', claim) end
+    end
+  end
+  if expiry_changed and only then  -- the claims no change touched still follow the new expiry
+    local _, all_claims = entries(model, id, new_facts)
+    for claim in pairs(all_claims) do
+      if not new_claims[claim] then
+        if new_exp then queue('PEXPIREAT', claim, new_exp) else queue('PERSIST', claim) end
+      end
     end
   end
 
@@ -250,10 +266,11 @@ local function same_hash(actual, expected, count)
   return seen == count
 end
 
-local function expiry_of(ttl, current)
-  if ttl == 'k' then return current end
-  if ttl == 'p' then return nil end
-  return now_ms() + tonumber(ttl)
+local function expiry_of(rec, ttl)
+  if ttl == 'k' then return rec.exp end
+  local expiry = nil
+  if ttl ~= 'p' then expiry = now_ms() + tonumber(ttl) end
+  return capped(rec.model, rec.id, expiry)
 end
 
 -- the record a locator names, or nil; a claim must point at a live record that still holds it
@@ -292,6 +309,7 @@ local function create(index, model, spec)
   if rec.exists then return fail(index, 'exists', model.base, spec.id) end
   local exp = nil
   if spec.ttl ~= '' then exp = now_ms() + tonumber(spec.ttl) end
+  exp = capped(model, spec.id, exp)
   if not transition(index, rec, spec.facts, exp, spec.writes, {}, true, spec.line) then return false end
   local hash = {id = spec.id}
   for i = 1, #spec.writes, 2 do hash[spec.writes[i]] = spec.writes[i + 1] end
@@ -356,7 +374,9 @@ local function update(index, model)
   for name in pairs(hash) do
     if new_hash[name] == nil then deletes[#deletes + 1] = name end
   end
-  if not transition(index, rec, facts, expiry_of(ttl, rec.exp), writes, deletes, false) then return false end
+  local only = {}
+  for _, change in ipairs(changes) do only[change.name] = true end
+  if not transition(index, rec, facts, expiry_of(rec, ttl), writes, deletes, false, nil, only) then return false end
   rec.hash = new_hash
   return flat_hash(rec)
 end
@@ -387,7 +407,7 @@ local function touch(index, model)
     if not clean(index, rec) then return false end
     return false
   end
-  if not transition(index, rec, rec.facts, expiry_of(ttl, rec.exp), {}, {}, false) then return false end
+  if not transition(index, rec, rec.facts, expiry_of(rec, ttl), {}, {}, false, rec.line, {}) then return false end
   return flat_hash(rec)
 end
 
@@ -426,6 +446,29 @@ local function clean_ids(index, model)
     end
   end
   return cleaned
+end
+
+-- Delete the first ``limit`` records an equality index key holds, each only if its state still
+-- puts it there (an entry left behind by drift is removed instead): a delete_many of an exact
+-- equality, one round trip per batch. Answers {deleted, examined}.
+local function delete_indexed(index, model, key, limit)
+  local ids = redis.call('ZRANGE', key, 0, limit - 1)
+  local deleted = 0
+  for _, id in ipairs(ids) do
+    local rec = record(model, id, true)
+    local zsets = entries(model, id, rec.facts)
+    local held = zsets[key] ~= nil
+    if rec.exists and held then
+      if not transition(index, rec, nil, nil, {}, {}, false) then return false end
+      deleted = deleted + 1
+    elseif rec.exists then
+      queue('ZREM', key, id)  -- the record no longer has this value: a stale entry
+    else
+      clean(index, rec)
+      if not held then queue('ZREM', key, id) end  -- gone, and its state never listed it here
+    end
+  end
+  return {deleted, #ids}
 end
 
 -- Rebuild a live record's entries, claims and state line from its hash (``line``: the facts the
@@ -534,6 +577,8 @@ for index = 1, int_arg() do
     result = sweep(index, model, int_arg())
   elseif kind == 'X' then
     result = clean_ids(index, model)
+  elseif kind == 'Y' then
+    result = delete_indexed(index, model, arg(), int_arg())
   elseif kind == 'R' then
     result = rebuild(index, model)
   elseif kind == 'P' then
