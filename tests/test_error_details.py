@@ -82,7 +82,9 @@ async def test_not_found_names_the_fields_never_the_values(make_orm: MakeOrm) ->
     orm = make_orm(SCHEMA)
     with pytest.raises(NotFoundError) as caught:
         await orm.repo(Secretive).find_unique_or_raise({"token": "reset-token-value-123"})
-    assert "reset-token-value-123" not in str(caught.value) and "reset-token-value-123" not in repr(caught.value)
+    assert "reset-token-value-123" not in str(caught.value) and "reset-token-value-123" not in repr(
+        caught.value
+    )
     assert str(caught.value) == "no Secretive matches the given token"
     assert caught.value.meta["fields"] == ["token"]
     with pytest.raises(NotFoundError) as ttl:

@@ -107,7 +107,7 @@ def test_rates_are_read_one_way_and_bad_ones_are_refused() -> None:
     assert Rate.parse("1000/day") == Rate(1000, timedelta(days=1))
     assert Rate.parse("3/Hours") == Rate(3, timedelta(hours=1))
     for bad in ("20", "0/minute", "20/fortnight", "-1/second", "x/minute", ""):
-        with pytest.raises(QueryError, match="20/minute|at least 1 call"):
+        with pytest.raises(QueryError, match=r"20/minute|at least 1 call"):
             Rate.parse(bad)
     with pytest.raises(QueryError):
         Rate.of(1, timedelta(0))
