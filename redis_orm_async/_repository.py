@@ -20,7 +20,7 @@ from ._engine.lifecycle import (
 )
 from ._engine.loading import find_selected, materialize
 from ._engine.ops import CreateOp, DeleteOp, TouchOp, check_supplied_id
-from ._engine.reads import count_rows, fetch_rows
+from ._engine.reads import count_rows, find_record, record_exists, record_ttl
 from ._engine.writes import WriteEngine
 from ._errors import NotFoundError, ValidationError, tag_backend_errors
 from ._model.model import Model
@@ -32,12 +32,8 @@ from ._query.parse import OrderBy, parse_query
 from ._query.planner import Plan, build_plan
 from ._query.selection import ALL, parse_selection, selection_fields
 from ._query.ttl import UNSET, TtlArg, create_expiry, touch_expiry, update_expiry
-from ._scripts import load
 
 M = TypeVar("M", bound=Model)
-
-COUNT_SCRIPT = load("count")
-"""Exact count: ids minus ids whose record has expired but whose entries await the sweep."""
 
 
 @tag_backend_errors
@@ -83,25 +79,21 @@ class Repository(Generic[M]):
         select: Mapping[str, Any] | None = None,
         include: Mapping[str, Any] | None = None,
     ) -> M | None:
-        """The record with this id or unique value, or None; ``select``/``include`` as find_many."""
+        """The record with this id or unique value, or None; ``select``/``include`` as find_many.
+
+        One round trip (a unique value goes claim to record inside one read-only script), and a
+        claim's record is returned only if it still holds the value."""
         locator = unique_locator(self.meta, where)
         selection = parse_selection(self._schema, self.meta, select, include)
-        id_text = locator.id_text
-        if id_text is None:
-            assert locator.claim is not None
-            id_text = await self._backend.execute(("GET", locator.claim))
-            if id_text is None:
-                return None
-        if selection is not ALL:
-            fields = selection_fields(self.meta, selection)
-            rows = list((await fetch_rows(self._backend, self.meta, [id_text], fields)).values())
-            found = await materialize(self._backend, self._schema, self.meta, rows, selection)
-            selected: M | None = found[0] if found else None  # type: ignore[assignment]
-            return selected
-        stored = await self._backend.execute(("HGETALL", self.meta.keys.record(id_text)))
-        if not stored:
+        fields = None if selection is ALL else selection_fields(self.meta, selection)
+        row = await find_record(self._backend, self.meta, locator, where, fields)
+        if row is None:
             return None
-        record: M = self.meta.decode(id_text, stored)  # type: ignore[assignment]
+        if selection is not ALL:
+            found = await materialize(self._backend, self._schema, self.meta, [row], selection)
+            selected: M = found[0]  # type: ignore[assignment]
+            return selected
+        record: M = self.meta.decode(row["id"], row)  # type: ignore[assignment]
         return record
 
     async def find_unique_or_raise(self, where: Mapping[str, Any]) -> M:
@@ -120,11 +112,8 @@ class Repository(Generic[M]):
         )
 
     async def exists(self, where: Mapping[str, Any]) -> bool:
-        locator = unique_locator(self.meta, where)
-        if locator.id_text is not None:
-            found = await self._backend.execute(("EXISTS", self.meta.keys.record(locator.id_text)))
-            return bool(found)
-        return await self.find_unique(where) is not None
+        """Whether a record has this id or unique value; one round trip."""
+        return await record_exists(self._backend, self.meta, unique_locator(self.meta, where), where)
 
     async def update(
         self, where: Mapping[str, Any], data: Mapping[str, Any], *, ttl: TtlArg = UNSET
@@ -215,10 +204,7 @@ class Repository(Generic[M]):
     async def count(self, where: Mapping[str, Any] | None = None) -> int:
         """Exact number of live records (matching ``where``), expired ones excluded even before
         the sweep; an exact where is counted from the indexes in one round trip."""
-        if where is not None:
-            return await count_rows(self._backend, self.meta, parse_query(self.meta, where))
-        keys = self.meta.keys
-        return int(await self._backend.eval(COUNT_SCRIPT, [keys.ids(), keys.expiry()], []))
+        return await count_rows(self._backend, self.meta, parse_query(self.meta, where))
 
     # Queries (issue 3): find_many, find_first and explain; see _query.py for the semantics.
 
@@ -286,15 +272,8 @@ class Repository(Generic[M]):
 
     async def ttl(self, where: Mapping[str, Any]) -> timedelta | None:
         """Remaining life of a record (millisecond precision), None if it never expires."""
-        locator = unique_locator(self.meta, where)
-        id_text = locator.id_text
-        if id_text is None:
-            assert locator.claim is not None
-            id_text = await self._backend.execute(("GET", locator.claim))
-        left = -2
-        if id_text is not None:
-            left = int(await self._backend.execute(("PTTL", self.meta.keys.record(id_text))))
-        if left == -2:
+        left = await record_ttl(self._backend, self.meta, unique_locator(self.meta, where), where)
+        if left is None:
             raise self._not_found(where)
         return None if left < 0 else timedelta(milliseconds=left)
 

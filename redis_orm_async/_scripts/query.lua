@@ -1,235 +1,751 @@
+--! include keys.lua
+-- Every indexed read, read-only: it creates no key and calls no write command, so it runs on a
+-- read-only replica and at maxmemory. Each id it meets is tested with O(1) index lookups (batched
+-- per chunk: one ZMSCORE per lookup key), and skipped if its own score in the expiry ZSET is past.
+--
+-- KEYS: ids ZSET, expiry ZSET, order key (a range ZSET, or the ids ZSET), then the leaves' keys.
+-- ARGV (built by _query/planner.py ``compile_program``):
+--   mode ('page' | 'count' | 'ids'), '1' for int ids, the record key head ('<base>:r:'),
+--   the number of leaves, then per leaf: kind, key index, low, high, text, field
+--     M member of a ZSET; S score within [low, high] (ZSET bound syntax); X id within lex bounds;
+--     P id starts with text; Q member text..id exists (lex equality); W stored text of field
+--     starts with text (its window lists the lex ZSET); C the claim key holds the id.
+--   the test, prefix: 'l' i | '!' t | '&' n t... | '|' n t...
+--   the source, prefix: 'l' i | '*' every id | '0' nothing | 'p' n s... (fewest) | 'u' n s...
+--   count: '1' when the source is the test's one leaf, so that a cardinality answers it;
+--   page: order ('id' | 'field'), desc, multi (several order keys), skip, take (-1: all),
+--     cursor ('' if none), injective ('always' | 'below53' | 'never': where one score is one
+--     sort value), window leaf (0: none), segments ('<nulls><values>', each '0' or '1'),
+--     the number of walk leaves (id-ordered top-level AND parts), then their indexes.
+-- Replies: page {lead, ids, expired}; count {n, expired}; ids {ids, expired}. ``expired``: up to
+-- 256 ids skipped as expired, for lazy cleanup; lead -1: the cursor record does not exist.
 local ids_key, exp_key, order_key = KEYS[1], KEYS[2], KEYS[3]
-local mode = ARGV[1]
-local ntemps = tonumber(ARGV[2])
-local last = 3 + tonumber(ARGV[3])
-local TTL_MS = 30000
-local CHUNK = 256
+local CHUNK = 1024
+local EXPIRED_MAX = 256
+local WINDOW_LIMIT = 1024
+local INF = math.huge
 
-local touched = false
-local function made(key)
-  redis.call('PEXPIRE', key, TTL_MS)
-  touched = true
-  return key
+local pos = 0
+local function nxt() pos = pos + 1; return ARGV[pos] end
+
+local mode = nxt()
+local id_int = nxt() == '1'
+local record_head = nxt()
+
+local function num(text)
+  if text == 'inf' or text == '+inf' then return INF end
+  if text == '-inf' then return -INF end
+  return tonumber(text)
 end
-local function kind_of(key) return redis.call('TYPE', key)['ok'] end
-local function card(key)
-  local kind = kind_of(key)
-  if kind == 'set' then return redis.call('SCARD', key) end
-  if kind == 'zset' then return redis.call('ZCARD', key) end
-  return 0
+local function parse_bound(text)
+  if string.sub(text, 1, 1) == '(' then return num(string.sub(text, 2)), true end
+  return num(text), false
 end
-local function cleanup()
-  -- every temporary key is written through made(); none was, none needs removing
-  if ntemps > 0 and touched then
-    local temps = {}
-    for i = #KEYS - ntemps + 1, #KEYS do temps[#temps + 1] = KEYS[i] end
-    redis.call('UNLINK', unpack(temps))
+
+-- byte order, as ZSETs and Python order text (Lua's own < follows the server's locale)
+local function before(a, b)
+  if a == b then return false end
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
   end
+  return #a < #b
 end
-
-local stack = {}
-local pc = 4
-local function nxt() local v = ARGV[pc]; pc = pc + 1; return v end
-local function key_arg() return KEYS[tonumber(nxt())] end
-local function add_ids(dst, members, strip)
-  local batch = {}
-  for _, m in ipairs(members) do
-    local id = m
-    if strip then id = string.sub(m, string.find(m, '\0', 1, true) + 1) end
-    batch[#batch + 1] = 0
-    batch[#batch + 1] = id
-    if #batch >= 2 * CHUNK then redis.call('ZADD', dst, unpack(batch)); batch = {} end
-  end
-  if #batch > 0 then redis.call('ZADD', dst, unpack(batch)) end
+local function id_before(a, b)
+  if id_int then return tonumber(a) < tonumber(b) end
+  return before(a, b)
 end
-
-while pc <= last do
-  local op = nxt()
-  if op == 'A' then
-    stack[#stack + 1] = ids_key
-  elseif op == 'K' then
-    stack[#stack + 1] = key_arg()
-  elseif op == 'S' or op == 'X' then
-    local src, lo, hi, dst = key_arg(), nxt(), nxt(), key_arg()
-    redis.call('ZRANGESTORE', dst, src, lo, hi, op == 'S' and 'BYSCORE' or 'BYLEX')
-    stack[#stack + 1] = made(dst)
-  elseif op == 'P' then
-    local src, prefix, strip, dst = key_arg(), nxt(), nxt() == '1', key_arg()
-    add_ids(dst, redis.call('ZRANGEBYLEX', src, '[' .. prefix, '(' .. prefix .. '\255'), strip)
-    stack[#stack + 1] = made(dst)
-  elseif op == 'C' then
-    local claim, dst = key_arg(), key_arg()
-    local holder = redis.call('GET', claim)
-    if holder and redis.call('ZSCORE', ids_key, holder) then redis.call('ZADD', dst, 0, holder) end
-    stack[#stack + 1] = made(dst)
-  elseif op == 'I' or op == 'U' then
-    local n, dst = tonumber(nxt()), key_arg()
-    local args = {dst, n}
-    for i = #stack - n + 1, #stack do args[#args + 1] = stack[i] end
-    args[#args + 1] = 'WEIGHTS'
-    for _ = 1, n do stack[#stack] = nil; args[#args + 1] = 0 end
-    redis.call(op == 'I' and 'ZINTERSTORE' or 'ZUNIONSTORE', unpack(args))
-    stack[#stack + 1] = made(dst)
-  elseif op == 'D' then
-    local dst = key_arg()
-    local right = table.remove(stack)
-    local left = table.remove(stack)
-    redis.call('ZDIFFSTORE', dst, 2, left, right)
-    stack[#stack + 1] = made(dst)
-  else
-    cleanup()
-    return redis.error_reply('ERR unknown query program op ' .. tostring(op))
-  end
-end
-
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local expired_list = redis.call('ZRANGEBYSCORE', exp_key, '-inf', '(' .. now_ms)
-local expired = {}
-for _, id in ipairs(expired_list) do expired[id] = true end
-
-if mode == 'count' then
-  local result = stack[#stack]
-  local kind = kind_of(result)
-  local n = card(result)
-  for _, id in ipairs(expired_list) do
-    if n == 0 then break end
-    if kind == 'set' and redis.call('SISMEMBER', result, id) == 1 then n = n - 1 end
-    if kind == 'zset' and redis.call('ZSCORE', result, id) then n = n - 1 end
-  end
-  cleanup()
-  return n
-end
-
-if mode == 'ids' then
-  local result = stack[#stack]
-  local kind = kind_of(result)
-  local members = {}
-  if kind == 'set' then members = redis.call('SMEMBERS', result) end
-  if kind == 'zset' then members = redis.call('ZRANGE', result, 0, -1) end
-  local out = {}
-  for _, id in ipairs(members) do
-    if not expired[id] then out[#out + 1] = id end
-  end
-  cleanup()
-  return out
-end
-
--- mode 'page': walk the ordered segments and return {lead, ids}
-local order_kind = ARGV[pc]
-local desc = ARGV[pc + 1] == '1'
-local multi = ARGV[pc + 2] == '1'
-local skip = tonumber(ARGV[pc + 3])
-local take = tonumber(ARGV[pc + 4])
-local cursor = ARGV[pc + 5]
-local id_int = ARGV[pc + 6] == '1'
-local filtered = ARGV[pc + 7] == '1'
-local low, high = ARGV[pc + 8], ARGV[pc + 9]
-local injective = ARGV[pc + 10]
-local function exact_at(score)
-  if injective == 'always' then return true end
-  return injective == 'below53' and math.abs(tonumber(score)) < 9007199254740992
-end
-local pt = {KEYS[#KEYS - 4], KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]}
-
-local filter, filter_kind, zeroed = nil, nil, false
-if filtered then
-  filter = stack[#stack]
-  filter_kind = kind_of(filter)
-end
-local function restrict(src, dst)
-  if not filter then return src end
-  if not zeroed and filter ~= ids_key and filter_kind == 'zset' then
-    -- zero the scores so that the WEIGHTS below never meet an infinity
-    redis.call('ZINTERSTORE', pt[1], 1, filter, 'WEIGHTS', 0)
-    filter = made(pt[1])
-  end
-  zeroed = true
-  redis.call('ZINTERSTORE', dst, 2, src, filter, 'WEIGHTS', 1, 0)
-  return made(dst)
-end
--- A short page over a large ordered ZSET checks each member against the candidates instead of
--- intersecting them first, when the expected walk is shorter than the candidate set.
-local function segment(src, dst, rev, tied)
-  if filter and take >= 0 then
-    local candidates = card(filter)
-    local size = redis.call('ZCARD', src)
-    if candidates > 0 and (skip + take) * size < candidates * candidates then
-      local seg = {key = src, rev = rev, tied = tied, check = filter, ratio = size / candidates}
-      seg.check_set = filter_kind == 'set'
-      return seg
+local function lex_ok(m, low, high)
+  if low ~= '-' then
+    local v = string.sub(low, 2)
+    if string.sub(low, 1, 1) == '(' then
+      if not before(v, m) then return false end
+    elseif before(m, v) then
+      return false
     end
   end
-  return {key = restrict(src, dst), rev = rev, tied = tied}
-end
-
--- a where that is one score range of the ordering ZSET walks that ZSET's rank window directly
-local function window(key, rev)
-  local base, n
-  if rev then
-    if high == '+inf' then base = 0
-    elseif string.sub(high, 1, 1) == '(' then base = redis.call('ZCOUNT', key, string.sub(high, 2), '+inf')
-    else base = redis.call('ZCOUNT', key, '(' .. high, '+inf') end
-  else
-    if low == '-inf' then base = 0
-    elseif string.sub(low, 1, 1) == '(' then base = redis.call('ZCOUNT', key, '-inf', string.sub(low, 2))
-    else base = redis.call('ZCOUNT', key, '-inf', '(' .. low) end
-  end
-  n = redis.call('ZCOUNT', key, low, high)
-  return base, n
-end
-
-local segs
-if low ~= '' then
-  local key = order_kind == 'id' and ids_key or order_key
-  local base, n = window(key, desc)
-  -- bounds that each hold one sort value per score make every score between them exact too
-  local function exact_bound(bound)
-    local score = tonumber((string.gsub(bound, '^%(', '')))
-    return score ~= nil and exact_at(score)
-  end
-  local inner = exact_bound(low) and exact_bound(high)
-  segs = {{key = key, rev = desc, tied = order_kind ~= 'id', base = base, n = n, exact = inner}}
-elseif order_kind == 'id' then
-  segs = {segment(ids_key, pt[2], desc, false)}
-else
-  local values = segment(order_key, pt[2], desc, true)
-  local nulls = {lazy = true, rev = desc, tied = multi, const = true}
-  function nulls.build()
-    -- every id has a score unless some record's order field is null (or awaits the sweep)
-    if redis.call('ZCARD', ids_key) == redis.call('ZCARD', order_key) then return nil end
-    redis.call('ZDIFFSTORE', pt[4], 2, restrict(ids_key, pt[3]), order_key)
-    return made(pt[4])
-  end
-  if desc then segs = {nulls, values} else segs = {values, nulls} end
-end
-local function ready(seg)
-  if seg.lazy then seg.lazy = false; seg.key = seg.build() end
-  if seg.key and not seg.n then seg.base = 0; seg.n = redis.call('ZCARD', seg.key) end
-  return seg.key
-end
--- members with their scores, or (bare) without: a score costs more than its member in a script
-local function range(seg, a, b, bare)
-  if b >= seg.n then b = seg.n - 1 end
-  if b < a then return {} end
-  local cmd = seg.rev and 'ZREVRANGE' or 'ZRANGE'
-  if bare then return redis.call(cmd, seg.key, seg.base + a, seg.base + b) end
-  return redis.call(cmd, seg.key, seg.base + a, seg.base + b, 'WITHSCORES')
-end
-local function rank_of(seg, count)
-  local rank = count - seg.base
-  if rank < 0 then return 0 end
-  if rank > seg.n then return seg.n end
-  return rank
-end
-local function clean(key)
-  for _, id in ipairs(expired_list) do
-    if redis.call('ZSCORE', key, id) then return false end
+  if high ~= '+' then
+    local v = string.sub(high, 2)
+    if string.sub(high, 1, 1) == '(' then
+      if not before(m, v) then return false end
+    elseif before(v, m) then
+      return false
+    end
   end
   return true
 end
 
-local out, lead, matched = {}, 0, 0
+local leaves = {}
+for i = 1, tonumber(nxt()) do
+  local leaf = {kind = nxt(), key = KEYS[tonumber(nxt())], low = nxt(), high = nxt(), text = nxt(), field = nxt()}
+  if leaf.kind == 'S' then
+    leaf.lo, leaf.lox = parse_bound(leaf.low)
+    leaf.hi, leaf.hix = parse_bound(leaf.high)
+  end
+  leaves[i] = leaf
+end
+local function in_bounds(score, leaf)
+  if not score then return false end
+  local v = num(score)
+  if leaf.lox then
+    if not (v > leaf.lo) then return false end
+  elseif v < leaf.lo then
+    return false
+  end
+  if leaf.hix then
+    if not (v < leaf.hi) then return false end
+  elseif v > leaf.hi then
+    return false
+  end
+  return true
+end
+
+local function parse_test()
+  local op = nxt()
+  if op == 'l' then return {op = op, leaf = tonumber(nxt())} end
+  if op == '!' then return {op = op, item = parse_test()} end
+  local node = {op = op, items = {}}
+  for k = 1, tonumber(nxt()) do node.items[k] = parse_test() end
+  return node
+end
+local function parse_source()
+  local op = nxt()
+  if op == 'l' then return {op = op, leaf = tonumber(nxt())} end
+  if op == '*' or op == '0' then return {op = op} end
+  local node = {op = op, items = {}}
+  for k = 1, tonumber(nxt()) do node.items[k] = parse_source() end
+  return node
+end
+local test = parse_test()
+local source = parse_source()
+
+-- the expiry rule: an id whose score in the expiry ZSET is before now is expired
+local exp_live = redis.call('EXISTS', exp_key) == 1
+local now_ms = nil
+local function now()
+  if not now_ms then
+    local t = redis.call('TIME')
+    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_ms
+end
+local due_count = nil
+local function due()
+  if not exp_live then return 0 end
+  if due_count == nil then
+    due_count = redis.call('ZCOUNT', exp_key, '-inf', '(' .. now())
+    -- nothing is due: no id met can be expired, so none needs its expiry score looked up
+    if due_count == 0 then exp_live = false end
+  end
+  return due_count
+end
+local expired, expired_seen = {}, {}
+local function note_expired(id)
+  if #expired < EXPIRED_MAX and not expired_seen[id] then
+    expired_seen[id] = true
+    expired[#expired + 1] = id
+  end
+end
+
+local holders = {}
+local function holder(leaf)
+  local found = holders[leaf.key]
+  if found == nil then
+    found = redis.call('GET', leaf.key)
+    if found and not redis.call('ZSCORE', ids_key, found) then found = false end
+    holders[leaf.key] = found
+  end
+  return found
+end
+
+-- leaf values over one chunk of ids, computed on first use: one command per leaf and chunk
+local chunk, vals = {}, {}
+local function present(reply)
+  for j = 1, #reply do reply[j] = reply[j] ~= false end
+  return reply
+end
+local function vector(i)
+  local leaf, ms, out = leaves[i], chunk, {}
+  local kind = leaf.kind
+  if kind == 'M' then
+    return present(redis.call('ZMSCORE', leaf.key, unpack(ms)))
+  elseif kind == 'S' then
+    out = redis.call('ZMSCORE', leaf.key, unpack(ms))
+    for j = 1, #ms do out[j] = in_bounds(out[j], leaf) end
+  elseif kind == 'Q' then
+    local members = {}
+    for j = 1, #ms do members[j] = leaf.text .. ms[j] end
+    return present(redis.call('ZMSCORE', leaf.key, unpack(members)))
+  elseif kind == 'X' then
+    for j = 1, #ms do out[j] = lex_ok(ms[j], leaf.low, leaf.high) end
+  elseif kind == 'P' then
+    for j = 1, #ms do out[j] = string.sub(ms[j], 1, #leaf.text) == leaf.text end
+  elseif kind == 'C' then
+    local h = holder(leaf)
+    for j = 1, #ms do out[j] = h == ms[j] end
+  end
+  return out
+end
+local function leaf_value(i, j, m)
+  local leaf = leaves[i]
+  if leaf.kind == 'W' then
+    -- read per id, and only when the rest of the test still needs it
+    local text = redis.call('HGET', record_head .. escape(m), leaf.field)
+    return text and string.sub(text, 1, #leaf.text) == leaf.text
+  end
+  local v = vals[i]
+  if v == nil then
+    v = vector(i)
+    vals[i] = v
+  end
+  return v[j]
+end
+local function eval(node, j, m, known)
+  local op = node.op
+  if op == 'l' then
+    if node.leaf == known then return true end
+    return leaf_value(node.leaf, j, m)
+  elseif op == '!' then
+    return not eval(node.item, j, m, known)
+  elseif op == '&' then
+    for _, item in ipairs(node.items) do
+      if not eval(item, j, m, known) then return false end
+    end
+    return true
+  end
+  for _, item in ipairs(node.items) do
+    if eval(item, j, m, known) then return true end
+  end
+  return false
+end
+-- true when every id listed by the leaf ``known`` passes the test
+local function trivial(node, known)
+  if node.op == 'l' then return node.leaf == known end
+  if node.op ~= '&' then return false end
+  for _, item in ipairs(node.items) do
+    if not trivial(item, known) then return false end
+  end
+  return true
+end
+
+-- which of the ids ms pass: the test (``known`` already holds for all of them), not expired,
+-- and, with ``nullkey``, without a score there; also how many of them had no such score
+local function check(ms, known, nullkey)
+  local out, nulls = {}, 0
+  if #ms == 0 then return out, nulls end
+  chunk, vals = ms, {}
+  local es = exp_live and redis.call('ZMSCORE', exp_key, unpack(ms)) or nil
+  local ns = nullkey and redis.call('ZMSCORE', nullkey, unpack(ms)) or nil
+  if ns then
+    -- membership of the null-checked ZSET is already known (``field is null`` tests it)
+    for i, leaf in ipairs(leaves) do
+      if leaf.kind == 'M' and leaf.key == nullkey then
+        local v = {}
+        for j = 1, #ms do v[j] = ns[j] ~= false end
+        vals[i] = v
+      end
+    end
+  end
+  local simple = trivial(test, known)
+  for j, m in ipairs(ms) do
+    local ok = true
+    if ns then
+      if ns[j] then ok = false else nulls = nulls + 1 end
+    end
+    if ok and es and es[j] and num(es[j]) < now() then
+      ok = false
+      note_expired(m)
+    end
+    if ok and not simple then ok = eval(test, j, m, known) end
+    out[j] = ok
+  end
+  return out, nulls
+end
+
+-- A span: the members of one ZSET, or of a score or lex window of it, in walk order, read by
+-- rank; or a list already in walk order (a claim's holder, sorted candidates).
+local spans = {}
+local function whole(key) return {key = key, by = 'rank'} end
+local function span_of(i)
+  if spans[i] == nil then
+    local leaf = leaves[i]
+    local kind = leaf.kind
+    if kind == 'M' then
+      spans[i] = whole(leaf.key)
+    elseif kind == 'S' then
+      spans[i] = {key = leaf.key, by = 'score', low = leaf.low, high = leaf.high}
+    elseif kind == 'C' then
+      local h = holder(leaf)
+      spans[i] = {list = h and {h} or {}}
+    else
+      spans[i] = {key = leaf.key, by = 'lex', low = leaf.low, high = leaf.high, strip = kind == 'Q' or kind == 'W'}
+    end
+  end
+  return spans[i]
+end
+local function card(sp)
+  if sp.n == nil then
+    if sp.list then
+      sp.n = #sp.list
+    elseif sp.by == 'rank' then
+      sp.n = redis.call('ZCARD', sp.key)
+    elseif sp.by == 'score' then
+      sp.n = redis.call('ZCOUNT', sp.key, sp.low, sp.high)
+    else
+      sp.n = redis.call('ZLEXCOUNT', sp.key, sp.low, sp.high)
+    end
+  end
+  return sp.n
+end
+-- members of the ZSET ahead of the window in walk order, so that ranks in the window are absolute
+local function base(sp, rev)
+  local slot = rev and 'rbase' or 'base'
+  if sp[slot] == nil then
+    local b = 0
+    if sp.by == 'score' then
+      if rev and sp.high ~= '+inf' then
+        if string.sub(sp.high, 1, 1) == '(' then
+          b = redis.call('ZCOUNT', sp.key, string.sub(sp.high, 2), '+inf')
+        else
+          b = redis.call('ZCOUNT', sp.key, '(' .. sp.high, '+inf')
+        end
+      elseif not rev and sp.low ~= '-inf' then
+        if string.sub(sp.low, 1, 1) == '(' then
+          b = redis.call('ZCOUNT', sp.key, '-inf', string.sub(sp.low, 2))
+        else
+          b = redis.call('ZCOUNT', sp.key, '-inf', '(' .. sp.low)
+        end
+      end
+    elseif sp.by == 'lex' then
+      if rev and sp.high ~= '+' then
+        local v = string.sub(sp.high, 2)
+        if string.sub(sp.high, 1, 1) == '(' then
+          b = redis.call('ZLEXCOUNT', sp.key, '[' .. v, '+')
+        else
+          b = redis.call('ZLEXCOUNT', sp.key, '(' .. v, '+')
+        end
+      elseif not rev and sp.low ~= '-' then
+        local v = string.sub(sp.low, 2)
+        if string.sub(sp.low, 1, 1) == '(' then
+          b = redis.call('ZLEXCOUNT', sp.key, '-', '[' .. v)
+        else
+          b = redis.call('ZLEXCOUNT', sp.key, '-', '(' .. v)
+        end
+      end
+    end
+    sp[slot] = b
+  end
+  return sp[slot]
+end
+local function strip(members)
+  for j = 1, #members do
+    local m = members[j]
+    members[j] = string.sub(m, string.find(m, '\0', 1, true) + 1)
+  end
+  return members
+end
+local function split(reply)
+  local ms, ss = {}, {}
+  for j = 1, #reply, 2 do
+    ms[#ms + 1] = reply[j]
+    ss[#ss + 1] = reply[j + 1]
+  end
+  return ms, ss
+end
+-- ranks a .. a+count-1 of the span in walk order, with their scores when asked
+local function fetch(sp, rev, a, count, scores)
+  if count <= 0 then return {}, nil end
+  if sp.list then
+    local ms, ss = {}, sp.scores and {} or nil
+    for r = a + 1, math.min(a + count, #sp.list) do
+      ms[#ms + 1] = sp.list[r]
+      if ss then ss[#ss + 1] = sp.scores[r] end
+    end
+    return ms, ss
+  end
+  local key, reply = sp.key, nil
+  if sp.by ~= 'rank' and a < WINDOW_LIMIT then
+    -- near the window's start LIMIT finds it as fast as ranks would, without counting first
+    if sp.by == 'score' then
+      if rev and scores then
+        reply = redis.call('ZREVRANGEBYSCORE', key, sp.high, sp.low, 'WITHSCORES', 'LIMIT', a, count)
+      elseif rev then
+        return redis.call('ZREVRANGEBYSCORE', key, sp.high, sp.low, 'LIMIT', a, count), nil
+      elseif scores then
+        reply = redis.call('ZRANGEBYSCORE', key, sp.low, sp.high, 'WITHSCORES', 'LIMIT', a, count)
+      else
+        return redis.call('ZRANGEBYSCORE', key, sp.low, sp.high, 'LIMIT', a, count), nil
+      end
+      return split(reply)
+    end
+    local ms
+    if rev then
+      ms = redis.call('ZREVRANGEBYLEX', key, sp.high, sp.low, 'LIMIT', a, count)
+    else
+      ms = redis.call('ZRANGEBYLEX', key, sp.low, sp.high, 'LIMIT', a, count)
+    end
+    if sp.strip then strip(ms) end
+    return ms, nil
+  end
+  local first, last = a, a + count - 1
+  if sp.by ~= 'rank' then
+    last = math.min(last, card(sp) - 1)
+    if last < first then return {}, nil end
+    local b = base(sp, rev)
+    first, last = first + b, last + b
+  end
+  if rev and scores then
+    reply = redis.call('ZREVRANGE', key, first, last, 'WITHSCORES')
+  elseif rev then
+    reply = redis.call('ZREVRANGE', key, first, last)
+  elseif scores then
+    reply = redis.call('ZRANGE', key, first, last, 'WITHSCORES')
+  else
+    reply = redis.call('ZRANGE', key, first, last)
+  end
+  if scores then return split(reply) end
+  if sp.strip then strip(reply) end
+  return reply, nil
+end
+-- a count of ZSET members (absolute) as a rank within the span's window
+local function relative(sp, rev, count)
+  local rank = count - base(sp, rev)
+  if rank < 0 then return 0 end
+  local n = card(sp)
+  if rank > n then return n end
+  return rank
+end
+
+local source_card
+local function choose(src)
+  if src.chosen == nil then
+    local best, best_n = nil, nil
+    for _, item in ipairs(src.items) do
+      local n = source_card(item)
+      if best == nil or n < best_n then best, best_n = item, n end
+    end
+    src.chosen = best
+  end
+  return src.chosen
+end
+source_card = function(src)
+  if src.card == nil then
+    local op = src.op
+    if op == '*' then
+      src.card = redis.call('ZCARD', ids_key)
+    elseif op == '0' then
+      src.card = 0
+    elseif op == 'l' then
+      src.card = card(span_of(src.leaf))
+    elseif op == 'p' then
+      src.card = source_card(choose(src))
+    else
+      local n = 0
+      for _, item in ipairs(src.items) do n = n + source_card(item) end
+      src.card = n
+    end
+  end
+  return src.card
+end
+-- fn(ms, known) for each chunk of the distinct ids the source lists; ``known``: a leaf they pass
+local function enumerate(src, fn, seen)
+  local op = src.op
+  if op == '0' then return end
+  if op == 'p' then return enumerate(choose(src), fn, seen) end
+  if op == 'u' then
+    seen = seen or {}
+    for _, item in ipairs(src.items) do enumerate(item, fn, seen) end
+    return
+  end
+  local sp, known = whole(ids_key), nil
+  if op == 'l' then sp, known = span_of(src.leaf), src.leaf end
+  local a = 0
+  while true do
+    local ms = fetch(sp, false, a, CHUNK, false)
+    local got = #ms
+    if got == 0 then break end
+    a = a + got
+    if seen then
+      local fresh = {}
+      for _, m in ipairs(ms) do
+        if not seen[m] then
+          seen[m] = true
+          fresh[#fresh + 1] = m
+        end
+      end
+      ms = fresh
+    end
+    if #ms > 0 then fn(ms, known) end
+    if got < CHUNK then break end
+  end
+end
+
+if mode == 'ids' then
+  local out = {}
+  enumerate(source, function(ms, known)
+    local pass = check(ms, known, nil)
+    for j, m in ipairs(ms) do
+      if pass[j] then out[#out + 1] = m end
+    end
+  end)
+  return {out, expired}
+end
+
+if mode == 'count' then
+  local covering = nxt() == '1'
+  if covering then
+    -- the leaf's own cardinality, less its members that are due: O(min(members, due))
+    local n = card(span_of(source.leaf))
+    local d = n > 0 and due() or 0
+    if d == 0 then return {n, expired} end
+    if d < n then
+      -- the due ids are the lowest ranks of the expiry ZSET
+      for a = 0, d - 1, CHUNK do
+        local ms = redis.call('ZRANGE', exp_key, a, math.min(a + CHUNK, d) - 1)
+        chunk, vals = ms, {}
+        for j, m in ipairs(ms) do
+          if eval(test, j, m, nil) then
+            n = n - 1
+            note_expired(m)
+          end
+        end
+      end
+      return {n, expired}
+    end
+  end
+  local n = 0
+  enumerate(source, function(ms, known)
+    local pass = check(ms, known, nil)
+    for j = 1, #ms do
+      if pass[j] then n = n + 1 end
+    end
+  end)
+  return {n, expired}
+end
+
+-- mode 'page': walk the ordered segments and return {lead, ids, expired}
+local order_kind = nxt()
+local desc = nxt() == '1'
+local multi = nxt() == '1'
+local skip = tonumber(nxt())
+local take = tonumber(nxt())
+local cursor = nxt()
+local injective = nxt()
+local window_leaf = tonumber(nxt())
+local wanted = nxt()
+local want_nulls, want_values = string.sub(wanted, 1, 1) == '1', string.sub(wanted, 2, 2) == '1'
+local walk_leaves = {}
+for k = 1, tonumber(nxt()) do walk_leaves[k] = tonumber(nxt()) end
+
+local function exact_at(score)
+  if injective == 'always' then return true end
+  return injective == 'below53' and math.abs(num(score)) < 9007199254740992
+end
+
+-- the id-ordered walk: the smallest id-ordered AND part, or the id ZSET
+local function id_walk()
+  if #walk_leaves == 0 then return whole(ids_key), nil end
+  local best, best_n, best_leaf = nil, nil, nil
+  for _, i in ipairs(walk_leaves) do
+    local sp = span_of(i)
+    local n = #walk_leaves == 1 and 0 or card(sp)
+    if best == nil or n < best_n then best, best_n, best_leaf = sp, n, i end
+  end
+  return best, best_leaf
+end
+
+local function nulls_total()
+  -- every id has a score unless its order field is null (expired ones count on both sides)
+  return redis.call('ZCARD', ids_key) - redis.call('ZCARD', order_key)
+end
+
+local segs = {}
+if order_kind == 'id' then
+  local sp, known = id_walk()
+  segs[1] = {sp = sp, rev = desc, known = known, role = 'ids'}
+else
+  local values, nulls = nil, nil
+  if want_values then
+    values = {sp = whole(order_key), rev = desc, tied = true, role = 'values'}
+    if window_leaf > 0 then
+      local leaf = leaves[window_leaf]
+      values.sp, values.known = span_of(window_leaf), window_leaf
+      -- bounds that each hold one sort value per score make every score between them exact too
+      values.exact = exact_at(leaf.lo) and exact_at(leaf.hi)
+    end
+  end
+  if want_nulls then
+    local sp, known = id_walk()
+    nulls = {sp = sp, rev = desc, const = true, tied = multi, known = known, nullkey = order_key, role = 'nulls'}
+  end
+  if desc then segs = {nulls, values} else segs = {values, nulls} end
+  local present_segs = {}
+  for k = 1, 2 do
+    if segs[k] then present_segs[#present_segs + 1] = segs[k] end
+  end
+  segs = present_segs
+end
+
+-- When the candidates are far fewer than the walk would visit, list and sort them instead.
+local function sorted_segments()
+  local list = {}
+  enumerate(source, function(ms, known)
+    local pass = check(ms, known, nil)
+    for j, m in ipairs(ms) do
+      if pass[j] then list[#list + 1] = m end
+    end
+  end)
+  if order_kind == 'id' then
+    table.sort(list, function(a, b)
+      if desc then return id_before(b, a) end
+      return id_before(a, b)
+    end)
+    return {{sp = {list = list}, rev = desc, checked = true, role = 'ids'}}
+  end
+  local pairs_, nulls = {}, {}
+  for k = 1, #list, CHUNK do
+    local part = {unpack(list, k, math.min(k + CHUNK - 1, #list))}
+    local scores = redis.call('ZMSCORE', order_key, unpack(part))
+    for j, m in ipairs(part) do
+      if scores[j] then
+        pairs_[#pairs_ + 1] = {m, num(scores[j]), scores[j]}
+      else
+        nulls[#nulls + 1] = m
+      end
+    end
+  end
+  table.sort(pairs_, function(x, y)
+    if x[2] ~= y[2] then
+      if desc then return x[2] > y[2] end
+      return x[2] < y[2]
+    end
+    if desc then return before(y[1], x[1]) end
+    return before(x[1], y[1])
+  end)
+  table.sort(nulls, function(a, b)
+    if desc then return id_before(b, a) end
+    return id_before(a, b)
+  end)
+  local members, scores = {}, {}
+  for k, p in ipairs(pairs_) do
+    members[k] = p[1]
+    scores[k] = p[3]
+  end
+  local values = {sp = {list = members, scores = scores}, rev = desc, tied = true, checked = true, role = 'values'}
+  local nullseg = {sp = {list = nulls}, rev = desc, const = true, tied = multi, checked = true, role = 'nulls'}
+  local out = {}
+  if desc then
+    if want_nulls then out[#out + 1] = nullseg end
+    if want_values then out[#out + 1] = values end
+  else
+    if want_values then out[#out + 1] = values end
+    if want_nulls then out[#out + 1] = nullseg end
+  end
+  return out
+end
+
+if source.op ~= '*' and #segs > 0 then
+  local main = segs[1]
+  for _, seg in ipairs(segs) do
+    if seg.role ~= 'nulls' then main = seg end
+  end
+  if not trivial(test, main.known) then
+    local c = source_card(source)
+    local walk_n = card(main.sp)
+    local sort
+    if take < 0 then
+      sort = c < walk_n
+    else
+      sort = c * c < (skip + take) * walk_n
+    end
+    if sort then segs = sorted_segments() end
+  end
+end
+for _, seg in ipairs(segs) do
+  seg.walk_checks = not seg.checked and (exp_live or seg.nullkey ~= nil or not trivial(test, seg.known))
+end
+
+-- cursor positions within a segment, as ranks in its walk order
+local function id_rank(seg, id)
+  local sp = seg.sp
+  if sp.list then
+    local n = 0
+    for _, m in ipairs(sp.list) do
+      if seg.rev then
+        if not id_before(m, id) then n = n + 1 end
+      elseif not id_before(id, m) then
+        n = n + 1
+      end
+    end
+    return n
+  end
+  local count
+  if id_int then
+    if seg.rev then count = redis.call('ZCOUNT', sp.key, id, '+inf')
+    else count = redis.call('ZCOUNT', sp.key, '-inf', id) end
+  elseif seg.rev then
+    count = redis.call('ZLEXCOUNT', sp.key, '[' .. id, '+')
+  else
+    count = redis.call('ZLEXCOUNT', sp.key, '-', '[' .. id)
+  end
+  if sp.by == 'rank' then return count end
+  return relative(sp, seg.rev, count)
+end
+-- members whose score comes strictly before ``score`` in walk order
+local function before_score(seg, score)
+  local sp, v = seg.sp, num(score)
+  if sp.list then
+    local n = 0
+    for _, s in ipairs(sp.scores) do
+      local w = num(s)
+      if (seg.rev and w > v) or (not seg.rev and w < v) then n = n + 1 end
+    end
+    return n
+  end
+  local count
+  if seg.rev then count = redis.call('ZCOUNT', sp.key, '(' .. score, '+inf')
+  else count = redis.call('ZCOUNT', sp.key, '-inf', '(' .. score) end
+  if sp.by == 'rank' then return count end
+  return relative(sp, seg.rev, count)
+end
+local function count_score(seg, score)
+  local sp, v = seg.sp, num(score)
+  if sp.list then
+    local n = 0
+    for _, s in ipairs(sp.scores) do
+      if num(s) == v then n = n + 1 end
+    end
+    return n
+  end
+  return redis.call('ZCOUNT', sp.key, score, score)
+end
+-- members up to and including the record (its score, then its id) in walk order
+local function through_member(seg, id, score)
+  local sp, v = seg.sp, num(score)
+  if sp.list then
+    local n = 0
+    for k, m in ipairs(sp.list) do
+      local w = num(sp.scores[k])
+      local ahead
+      if w ~= v then
+        ahead = (seg.rev and w > v) or (not seg.rev and w < v)
+      elseif seg.rev then
+        ahead = not before(m, id)
+      else
+        ahead = not before(id, m)
+      end
+      if ahead then n = n + 1 end
+    end
+    return n
+  end
+  local rank
+  if seg.rev then rank = redis.call('ZREVRANK', sp.key, id) else rank = redis.call('ZRANK', sp.key, id) end
+  if sp.by == 'rank' then return rank + 1 end
+  return relative(sp, seg.rev, rank + 1)
+end
+
+local out, nout, lead, matched = {}, 0, 0, 0
 local grp, grp_id, last_id = {}, nil, nil
 local function same(a, b)
   return a ~= nil and b ~= nil and a[1] == b[1] and a[2] == b[2]
@@ -239,47 +755,39 @@ local limit = -1
 local start_seg, start_rank = 1, 0
 
 if cursor ~= '' then
-  local cscore = redis.call('ZSCORE', ids_key, cursor)
-  if not cscore then cleanup(); return {-1, {}} end
-  local function id_rank(key, rev)
-    if id_int then
-      if rev then return redis.call('ZCOUNT', key, cscore, '+inf') end
-      return redis.call('ZCOUNT', key, '-inf', cscore)
-    end
-    if rev then return redis.call('ZLEXCOUNT', key, '[' .. cursor, '+') end
-    return redis.call('ZLEXCOUNT', key, '-', '[' .. cursor)
-  end
+  if not redis.call('ZSCORE', ids_key, cursor) then return {-1, {}, expired} end
   local extra = 0
+  local vi, ni = nil, nil
+  for k, seg in ipairs(segs) do
+    if seg.role == 'nulls' then ni = k else vi = k end
+  end
   if order_kind == 'id' then
-    ready(segs[1])
-    start_rank = rank_of(segs[1], id_rank(segs[1].key, desc))
+    start_rank = id_rank(segs[1], cursor)
   else
     local zs = redis.call('ZSCORE', order_key, cursor)
-    local zi = (desc and #segs == 2) and 2 or 1
-    if zs then
-      start_seg = zi
-      local seg = segs[zi]
-      ready(seg)
-      local before
-      if desc then before = redis.call('ZCOUNT', seg.key, '(' .. zs, '+inf')
-      else before = redis.call('ZCOUNT', seg.key, '-inf', '(' .. zs) end
+    if zs and vi then
+      start_seg = vi
+      local seg = segs[vi]
       if exact_at(zs) then
         -- one score, one value: start right after the cursor within its score
-        redis.call('ZRANGESTORE', pt[5], seg.key, zs, zs, 'BYSCORE')
-        made(pt[5])
-        if desc then before = before + redis.call('ZLEXCOUNT', pt[5], '[' .. cursor, '+')
-        else before = before + redis.call('ZLEXCOUNT', pt[5], '-', '[' .. cursor) end
+        start_rank = through_member(seg, cursor, zs)
       else
-        extra = redis.call('ZCOUNT', seg.key, zs, zs)
+        start_rank = before_score(seg, zs)
+        extra = count_score(seg, zs)
       end
-      start_rank = rank_of(seg, before)
-    elseif #segs == 1 then
-      start_seg = desc and 1 or 2
+    elseif zs then
+      -- only records without a value can match: ascending they all follow the cursor
+      start_seg = desc and #segs + 1 or 1
+    elseif ni then
+      start_seg = ni
+      if multi then
+        local seg = segs[ni]
+        extra = seg.sp.list and #seg.sp.list or math.max(nulls_total(), 0)
+      else
+        start_rank = id_rank(segs[ni], cursor)
+      end
     else
-      start_seg = desc and 1 or 2
-      local nseg = segs[start_seg]
-      if ready(nseg) and multi then extra = nseg.n
-      elseif nseg.key then start_rank = id_rank(nseg.key, desc) end
+      start_seg = desc and 1 or #segs + 1
     end
   end
   if take >= 0 then limit = skip + take + extra end
@@ -289,20 +797,12 @@ elseif take >= 0 then
 end
 
 local function visit(si, seg, m, sc)
-  if expired[m] then return end
-  if seg.check then
-    if seg.check_set then
-      if redis.call('SISMEMBER', seg.check, m) == 0 then return end
-    elseif not redis.call('ZSCORE', seg.check, m) then
-      return
-    end
-  end
   -- a tie group is one segment and one numeric score (so that -0 and 0 are one group)
   local gid = nil
   if seg.const then
     if seg.tied then gid = {si, 0} end
-  elseif seg.tied and not exact_at(sc) then
-    gid = {si, tonumber(sc)}
+  elseif seg.tied and sc ~= nil and not exact_at(sc) then
+    gid = {si, num(sc)}
   end
   if matched < skip then
     if gid then
@@ -314,105 +814,115 @@ local function visit(si, seg, m, sc)
     if not started then
       started = true
       if same(gid, grp_id) then
-        for _, x in ipairs(grp) do out[#out + 1] = x end
+        for _, x in ipairs(grp) do
+          nout = nout + 1
+          out[nout] = x
+        end
         lead = #grp
       end
     end
-    out[#out + 1] = m
+    nout = nout + 1
+    out[nout] = m
     last_id = gid
     matched = matched + 1
   elseif same(gid, last_id) then
-    out[#out + 1] = m
+    nout = nout + 1
+    out[nout] = m
   else
     done = true
   end
 end
 
--- A segment whose members need no candidate check and can open no tie group (one sort value per
--- score all along it, checked at its two ends since scores are ordered) is read without scores,
--- and each member is only counted, kept or ends the page: what ``visit`` does for it, cheaper.
-local function plain(seg)
-  if seg.check or seg.const then return false end
-  if not seg.tied or seg.exact or injective == 'always' then return true end
-  if injective ~= 'below53' or seg.n == 0 then return false end
-  local first, last = range(seg, 0, 0)[2], range(seg, seg.n - 1, seg.n - 1)[2]
-  return first ~= nil and last ~= nil and exact_at(first) and exact_at(last)
-end
-local function visit_plain(ids)
-  for _, m in ipairs(ids) do
-    if expired[m] then
-      -- left out, as in visit
-    elseif matched < skip then
-      matched = matched + 1
-    elseif limit < 0 or matched < limit then
-      started = true
-      out[#out + 1] = m
-      last_id = nil
-      matched = matched + 1
-    else
-      done = true
-      return
-    end
-  end
-end
-
+-- skip members without visiting them, where nothing in the segment needs checking
 local function jump(seg)
   local want = skip - matched
-  if want <= 0 or seg.check or not clean(seg.key) then return 0 end
-  local n = seg.n
+  if want <= 0 or seg.nullkey then return 0 end
+  if not seg.checked and (not trivial(test, seg.known) or due() > 0) then return 0 end
+  local n = card(seg.sp)
   if want >= n then
     matched = matched + n
     grp, grp_id = {}, nil
     return n
   end
-  if not seg.tied then
+  if seg.const and seg.tied then return 0 end  -- one tie group: its members are collected
+  if not seg.tied or seg.const or injective == 'always' or seg.exact then
     matched = matched + want
     return want
   end
-  if seg.const then return 0 end
-  local sc = range(seg, want, want)[2]
+  local _, ss = fetch(seg.sp, seg.rev, want, 1, true)
+  local sc = ss[1]
   if exact_at(sc) then
     matched = matched + want
     return want
   end
-  local before
-  if seg.rev then before = rank_of(seg, redis.call('ZCOUNT', seg.key, '(' .. sc, '+inf'))
-  else before = rank_of(seg, redis.call('ZCOUNT', seg.key, '-inf', '(' .. sc)) end
-  matched = matched + before
-  return before
+  local b = before_score(seg, sc)
+  matched = matched + b
+  return b
 end
 
 for si = start_seg, #segs do
   local seg = segs[si]
-  if ready(seg) then
-    local rank = 0
-    if cursor ~= '' then
-      if si == start_seg then rank = start_rank end
-    else
-      rank = jump(seg)
-    end
-    local n = seg.n
-    local bare = rank < n and plain(seg)
-    while not done and rank < n do
-      local size = CHUNK
+  local rank = 0
+  if cursor ~= '' then
+    if si == start_seg then rank = start_rank end
+  else
+    rank = jump(seg)
+  end
+  if seg.nullkey then
+    seg.left = nulls_total()
+    if seg.left <= 0 then rank = -1 end
+  end
+  local scores = seg.tied and not seg.const and injective ~= 'always' and not seg.exact
+  local checks = seg.walk_checks and (exp_live or seg.nullkey ~= nil or not trivial(test, seg.known))
+  local grow = 1
+  while rank >= 0 and not done do
+    local size = CHUNK
+    if limit >= 0 then
       local left = limit - matched + 1
-      if seg.check then left = math.ceil(left * seg.ratio * 1.25) end
-      if limit >= 0 and left < size then size = math.max(8, left) end
-      local chunk = range(seg, rank, rank + size - 1, bare)
-      if #chunk == 0 then break end
-      if bare then
-        visit_plain(chunk)
-      else
-        for j = 1, #chunk, 2 do
-          visit(si, seg, chunk[j], chunk[j + 1])
+      if checks then left = left * 2 * grow end
+      size = math.max(8, math.min(CHUNK, left))
+    end
+    local ms, ss = fetch(seg.sp, seg.rev, rank, size, scores)
+    local got = #ms
+    if got == 0 then break end
+    local pass, nulls = nil, 0
+    if checks then pass, nulls = check(ms, seg.known, seg.nullkey) end
+    if seg.const or scores then
+      for j = 1, got do
+        if pass == nil or pass[j] then
+          visit(si, seg, ms[j], ss and ss[j])
           if done then break end
         end
       end
-      rank = rank + size
+    else
+      -- no member here can open a tie group: what ``visit`` does, inline
+      for j = 1, got do
+        if pass == nil or pass[j] then
+          if matched < skip then
+            matched = matched + 1
+          elseif limit < 0 or matched < limit then
+            started = true
+            nout = nout + 1
+            out[nout] = ms[j]
+            last_id = nil
+            matched = matched + 1
+          else
+            done = true
+            break
+          end
+        end
+      end
     end
+    rank = rank + got
+    if got < size then break end
+    if seg.left then
+      seg.left = seg.left - nulls
+      if seg.left <= 0 then break end
+    end
+    if started and limit >= 0 and matched >= limit and last_id == nil then done = true end
+    grow = grow * 2
   end
   if started and limit >= 0 and matched >= limit then done = true end
   if done then break end
 end
-cleanup()
-return {lead, out}
+return {lead, out, expired}

@@ -50,18 +50,19 @@ def free_port() -> int:
         return port
 
 
-def _serving_pid(port: int, password: str | None) -> int | None:
-    """The pid of the redis-server answering on ``port``, so that we only ever claim our own."""
+def _info(port: int, password: str | None, section: str, field: bytes) -> bytes | None:
+    """One ``INFO <section>`` reply of the server on ``port``, read until it holds ``field``."""
     request = b""
     if password is not None:
         encoded = password.encode()
         request += b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(encoded), encoded)
-    request += b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"
+    name = section.encode()
+    request += b"*2\r\n$4\r\nINFO\r\n$%d\r\n%s\r\n" % (len(name), name)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(request)
             reply = b""
-            while b"process_id:" not in reply or not reply.endswith(b"\r\n"):
+            while field not in reply or not reply.endswith(b"\r\n"):
                 chunk = sock.recv(65536)
                 if not chunk:
                     return None
@@ -69,6 +70,14 @@ def _serving_pid(port: int, password: str | None) -> int | None:
                 if reply.startswith(b"-") or b"\r\n-" in reply:
                     return None
     except OSError:
+        return None
+    return reply
+
+
+def _serving_pid(port: int, password: str | None) -> int | None:
+    """The pid of the redis-server answering on ``port``, so that we only ever claim our own."""
+    reply = _info(port, password, "server", b"process_id:")
+    if reply is None:
         return None
     line = reply.split(b"process_id:", 1)[1].split(b"\r\n", 1)[0]
     return int(line) if line.isdigit() else None
@@ -78,7 +87,10 @@ class EmbeddedRedis(ManagedServer):
     """Start and stop one private ``redis-server``.
 
     Use ``with EmbeddedRedis() as server:`` (or ``async with``), then connect to ``server.url``.
-    Extra ``redis-server`` arguments go in ``args`` (``["--cluster-enabled", "yes"]``).
+    Extra ``redis-server`` arguments go in ``args`` (``["--maxmemory", "4mb"]``).
+    ``replica_of=primary.port`` starts a read-only replica of another private server on this
+    machine (``--replicaof 127.0.0.1 <port>``); it answers as soon as it runs, and
+    ``synced()`` tells when its copy is complete.
     """
 
     def __init__(
@@ -86,10 +98,13 @@ class EmbeddedRedis(ManagedServer):
         *,
         port: int | None = None,
         args: list[str] | None = None,
+        replica_of: int | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
         self._requested_port = port
         self._args = list(args or [])
+        if replica_of is not None:
+            self._args += ["--replicaof", "127.0.0.1", str(replica_of)]
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
@@ -143,6 +158,13 @@ class EmbeddedRedis(ManagedServer):
         raise BackendUnavailableError(
             f"redis-server did not start: {last_output.strip()[-500:]}", backend_kind="embedded"
         )
+
+    def synced(self) -> bool:
+        """True when this replica's link to its primary is up and its first sync is done."""
+        reply = _info(self.port, self._option("--requirepass"), "replication", b"master_sync_in_progress:")
+        if reply is None:
+            return False
+        return b"master_link_status:up" in reply and b"master_sync_in_progress:0" in reply
 
     def _option(self, name: str) -> str | None:
         if name in self._args[:-1]:

@@ -1,0 +1,11 @@
+-- The key layout's escaping (redis_orm_async/_model/keys.py ``escape``), for scripts that turn an
+-- id into its record key: each of % : { } * ? [ ] \ ~ = # - and the control characters becomes
+-- %XX, so the record key of any id is one exact string.
+local ESCAPED = '[%%:{}*?%[%]\\~=#%-%z\1-\31\127]'
+local function escape_char(c)
+  return string.format('%%%02X', string.byte(c))
+end
+local function escape(text)
+  if not string.find(text, ESCAPED) then return text end
+  return (string.gsub(text, ESCAPED, escape_char))
+end
