@@ -29,8 +29,9 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from ._backends.protocol import Backend
-from ._engine.lifecycle import read_located, validated
+from ._engine.lifecycle import validated
 from ._engine.ops import Change, CreateOp, DeleteOp, UpdateOp, WriteOp, diff_changes
+from ._engine.reads import fetch_rows, find_record
 from ._engine.writes import WriteEngine
 from ._errors import NotFoundError, OrmError
 from ._model.model import Model
@@ -90,18 +91,20 @@ class OrmSession:
         return await self.find_unique(model, {"id": id})
 
     async def find_unique(self, model: type[M], where: Mapping[str, Any]) -> M | None:
-        """The record with this id or unique value (as ``Repository.find_unique``), through the
-        identity map: a record already in the session is returned as the session holds it."""
+        """The record with this id or unique value (as ``Repository.find_unique``, one round
+        trip), through the identity map: a record already in the session is returned as the
+        session holds it, and one tracked by id is not read again."""
         meta = self._meta(model)
         locator = unique_locator(meta, where)
         if locator.id_text is not None:
             entry = self._tracked(meta, locator.id_text)
             if entry is not None:
                 return None if entry.deleted else entry.instance  # type: ignore[return-value]
-        found = await read_located(self._backend, meta, locator)
-        if found is None:
+        row = await find_record(self._backend, meta, locator, where)
+        if row is None:
             return None
-        return self._adopt(meta, *found)  # type: ignore[return-value]
+        id_text = locator.id_text if locator.id_text is not None else row["id"]
+        return self._adopt(meta, id_text, row)  # type: ignore[return-value]
 
     async def find_unique_or_raise(self, model: type[M], where: Mapping[str, Any]) -> M:
         record = await self.find_unique(model, where)
@@ -135,10 +138,8 @@ class OrmSession:
         ids = [meta.id_text(record.id) for record in found]
         fresh = [id_text for id_text in dict.fromkeys(ids) if self._tracked(meta, id_text) is None]
         if fresh:
-            replies = await self._backend.pipeline([("HGETALL", meta.keys.record(i)) for i in fresh])
-            for id_text, stored in zip(fresh, replies, strict=True):
-                if stored:
-                    self._adopt(meta, id_text, stored)
+            for id_text, stored in (await fetch_rows(self._backend, meta, fresh, None)).items():
+                self._adopt(meta, id_text, stored)
         out: list[M] = []
         for id_text in ids:
             entry = self._tracked(meta, id_text)

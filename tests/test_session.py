@@ -49,6 +49,11 @@ async def test_each_record_is_loaded_once_and_is_the_same_object(make_orm: MakeO
         assert [u.email for u in listed] == ["ada@x.io", "bob@x.io"]
         assert await s.get(User, "missing") is None
         assert s.dirty == []
+    async with orm.session() as s:
+        before = orm.backend.stats.round_trips
+        bob = await s.find_unique(User, {"email": "bob@x.io"})
+        assert bob is not None and orm.backend.stats.round_trips - before == 1, "claim to record: one read"
+        assert await s.get(User, bob.id) is bob and orm.backend.stats.round_trips - before == 1
 
 
 async def test_only_changed_fields_of_dirty_records_are_written_in_one_round_trip(make_orm: MakeOrm) -> None:
