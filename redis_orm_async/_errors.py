@@ -26,6 +26,8 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from pydantic_core import ValidationError as PydanticValidationError
+
 T = TypeVar("T")
 
 MAX_MESSAGE = 500
@@ -94,10 +96,13 @@ class DataValidationError(OrmError):
         errors: Iterable[Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
+        cause = kwargs.get("cause")
+        if errors is None and isinstance(cause, PydanticValidationError):
+            errors = cause.errors()
         raw = [dict(error) for error in errors or ()]
         inputs = [error["input"] for error in raw if "input" in error]
         field = (kwargs.get("meta") or {}).get("field")
-        message = _scrubbed(_without_cause_text(message, kwargs.get("cause"), raw), inputs)
+        message = _scrubbed(_without_cause_text(message, cause, raw), inputs)
         super().__init__(_bounded(message, MAX_MESSAGE), **kwargs)
         details = [_safe_error(error, field) for error in raw]
         if not details:
@@ -137,13 +142,18 @@ def _summary(errors: list[dict[str, Any]]) -> str:
 
 
 def _without_cause_text(message: str, cause: Any, errors: list[dict[str, Any]]) -> str:
-    """Pydantic's own text of an error quotes each input (``input_value=...``): a message built
-    around it gets a summary of the safe details in its place."""
-    if cause is None or not errors:
+    """A message built around its cause's text loses what that text quotes: Pydantic's quotes
+    each input (``input_value=...``) and gives way to a summary of the safe details; a plain
+    error's that quotes a value (``invalid literal for int(): '...'``) gives way to its type."""
+    if cause is None:
         return message
     text = str(cause)
-    if text and text in message:
+    if not text or text not in message:
+        return message
+    if errors:
         return message.replace(text, _summary([_safe_error(e, None) for e in errors]))
+    if "'" in text or '"' in text:
+        return message.replace(text, f"a {type(cause).__name__}")
     return message
 
 

@@ -33,7 +33,7 @@ from ._engine.lifecycle import validated
 from ._engine.ops import Change, CreateOp, DeleteOp, UpdateOp, WriteOp, diff_changes
 from ._engine.reads import fetch_rows, find_record
 from ._engine.writes import WriteEngine
-from ._errors import NotFoundError, OrmError
+from ._errors import NotFoundError, OrmError, tag_backend_errors
 from ._model.model import Model
 from ._model.schema import ModelMeta, Schema
 from ._query.locate import Locator, unique_locator
@@ -57,6 +57,7 @@ class _Entry:
     deleted: bool = False
 
 
+@tag_backend_errors
 class OrmSession:
     """A unit of work with an identity map; see the module docstring for what it promises."""
 

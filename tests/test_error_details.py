@@ -4,6 +4,7 @@ bounded sizes, and the field's location on every write path."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pydantic
 import pytest
@@ -107,3 +108,16 @@ def test_errors_are_bounded_and_keep_only_safe_keys() -> None:
     assert plain.errors() == [
         {"type": "invalid", "loc": ("age",), "msg": "User.age: cannot increment a null value"}
     ]
+
+
+async def test_a_stored_record_that_no_longer_fits_is_reported_without_its_values(
+    make_orm: MakeOrm, raw: Any
+) -> None:
+    orm = make_orm(SCHEMA)
+    users = orm.repo(User)
+    ada = await users.create({"email": "ada@x.io", "age": 36})
+    await raw.hset(orm.schema.meta(User).keys.record(ada.id), "age", "stored-secret-text")
+    with pytest.raises(DataValidationError) as caught:
+        await users.find_unique({"id": ada.id})
+    assert "stored-secret-text" not in str(caught.value) and "stored-secret-text" not in repr(caught.value)
+    assert all("stored-secret-text" not in error["msg"] for error in caught.value.errors())
