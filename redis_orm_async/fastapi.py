@@ -36,21 +36,22 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ._errors import (
+from . import (
     BackendUnavailableError,
     DataValidationError,
+    Model,
     NotFoundError,
+    Orm,
     OrmError,
+    OrmSession,
     QueryError,
+    Rate,
     RateLimitedError,
+    RateLimitStatus,
+    Repository,
     TransactionConflictError,
     UniqueConstraintError,
 )
-from ._model.model import Model
-from ._orm import Orm
-from ._ratelimit import Rate, RateLimitStatus
-from ._repository import Repository
-from ._session import OrmSession
 
 __all__ = [
     "STATUSES",
@@ -60,6 +61,7 @@ __all__ = [
     "add_error_handlers",
     "client_host",
     "error_response",
+    "error_status",
     "get_orm",
     "orm_lifespan",
     "repository",
@@ -163,7 +165,8 @@ def repository(model: type[M]) -> Callable[..., Repository[M]]:
 async def request_session(orm: OrmDep) -> AsyncIterator[OrmSession]:
     """One ``OrmSession`` per request, written when the endpoint returns without an error and
     dropped when it raises (an ``HTTPException`` too). Use it as ``SessionDep``, whose
-    ``scope="function"`` writes it before the response is sent."""
+    ``scope="function"`` writes it before the response is sent (so a dependency of yours that
+    uses it and yields must be ``scope="function"`` too)."""
     async with orm.session() as session:
         yield session
 
@@ -186,7 +189,8 @@ class RateLimit:
     response gets ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``
     (seconds until the window ends) when the endpoint returns data rather than a ``Response``;
     a refused one is ``RateLimitedError``, which ``add_error_handlers`` answers with 429 and
-    ``Retry-After``.
+    ``Retry-After``. When Redis cannot be reached the request fails (503): the limit fails
+    closed rather than letting every request through.
     """
 
     def __init__(self, rate: str | Rate, *, key: KeyFunction = client_host, name: str | None = None) -> None:
