@@ -148,8 +148,11 @@ class Orm:
         return await repair_model(self.engine, self._meta(model), batch=batch)
 
     async def sweep(self, model: type[Model] | None = None, *, batch: int = 1000) -> int:
-        """Drain the expiry index of one model, or of every model; safe to run from a worker."""
+        """Drain the expiry index of one model, or of every model (the rate limiter's buckets
+        too, once it is used); safe to run from a worker."""
         models = [model] if model is not None else list(self.schema.models)
+        if model is None and self._own_schema is not None:
+            models.extend(self._own_schema.models)
         return sum([await self.repo(m).sweep(batch=batch) for m in models])
 
     async def push_schema(self) -> None:

@@ -86,7 +86,8 @@ async def test_a_new_window_opens_when_the_server_expires_the_bucket(make_orm: M
     await limiter.reset("k")
     assert (await limiter.hit("k")).hits == 1
     await anyio.sleep(0.5)
-    assert await orm.sweep(RateLimitBucket) >= 1 and (await orm.audit(RateLimitBucket)).ok
+    assert await orm.sweep() >= 1, "sweeping every model includes the limiter's buckets"
+    assert (await orm.audit(RateLimitBucket)).ok
 
 
 async def test_long_keys_are_hashed_into_short_bucket_ids(make_orm: MakeOrm) -> None:
