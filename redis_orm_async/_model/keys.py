@@ -128,8 +128,5 @@ class KeySpace:
     def states(self) -> str:
         return f"{self.base}:st"
 
-    def temporary(self, name: str) -> str:
-        return f"{self.base}:tmp:{name}"
-
     def all_pattern(self) -> str:
         return f"{self.base}:*"

@@ -127,7 +127,7 @@ def field_fact(meta: ModelMeta, name: str, text: str | None) -> Fact:
         if "s" in needs and codec.score is not None:
             score = score_text(codec.score(text))
         if "x" in needs:
-            lex = escape(text)
+            lex = "=" + escape(text)  # "=" marks a value, so that an empty text still has its entry
     return Fact(token, score, lex)
 
 
@@ -195,7 +195,7 @@ def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries
     for name in shape.lex:
         fact = facts.get(name)
         if fact is not None and fact.lex:
-            zsets[f"{base}:l:{name}"] = (lex_member(fact.lex, id_text), "0")
+            zsets[f"{base}:l:{name}"] = (lex_member(fact.lex[1:], id_text), "0")
     for constraint, names in shape.uniques:
         parts = []
         for name in names:

@@ -1,14 +1,8 @@
+--! include keys.lua
 -- The record-state model shared by every write script: key escaping, value tokens, exact integer
 -- arithmetic, a model's descriptor, and the index entries a record's facts imply. Each function
 -- mirrors one in redis_orm_async/_model/state.py or _model/keys.py, and tests run both on the
 -- same inputs.
-
-local ESCAPED = '[%%:{}%*%?%[%]\\~=#%-%c]'
-local function percent(c) return string.format('%%%02X', string.byte(c)) end
-local function escape(text)
-  if not string.find(text, ESCAPED) then return text end
-  return (string.gsub(text, ESCAPED, percent))
-end
 
 -- '-' for null, '=' and the escaped text, or '#' and a digest for text longer than 256 bytes
 local function value_token(text)
@@ -175,7 +169,7 @@ local function entries(model, id, facts, only)
   for _, name in ipairs(model.lex) do
     local fact = facts[name]
     if fact and fact.x ~= '' and (not only or only[name]) then
-      zsets[model.base .. ':l:' .. name] = {fact.x .. '\0' .. id, '0'}
+      zsets[model.base .. ':l:' .. name] = {string.sub(fact.x, 2) .. '\0' .. id, '0'}
     end
   end
   for _, unique in ipairs(model.uniques) do
