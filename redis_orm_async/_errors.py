@@ -191,6 +191,13 @@ class NotFoundError(OrmError):
 
     code = "not_found"
 
+    @classmethod
+    def lookup(cls, model: str, where: Mapping[str, Any]) -> NotFoundError:
+        """Names the fields looked up, never their values: a token lookup must not put the token
+        into a log line or a response."""
+        names = sorted(str(name) for name in where)
+        return cls(f"no {model} matches the given {', '.join(names)}", meta={"model": model, "fields": names})
+
 
 class UniqueConstraintError(OrmError):
     """A unique value is already claimed; ``meta`` names the constraint and its fields."""

@@ -103,13 +103,7 @@ class Repository(Generic[M]):
         return record
 
     def _not_found(self, where: Mapping[str, Any]) -> NotFoundError:
-        """Names the fields looked up, never their values: a token lookup must not put the token
-        into a log line or a response."""
-        names = sorted(str(name) for name in where)
-        return NotFoundError(
-            f"no {self.meta.name} matches the given {', '.join(names)}",
-            meta={"model": self.meta.name, "fields": names},
-        )
+        return NotFoundError.lookup(self.meta.name, where)
 
     async def exists(self, where: Mapping[str, Any]) -> bool:
         """Whether a record has this id or unique value; one round trip."""

@@ -110,11 +110,7 @@ class OrmSession:
     async def find_unique_or_raise(self, model: type[M], where: Mapping[str, Any]) -> M:
         record = await self.find_unique(model, where)
         if record is None:
-            names = sorted(str(name) for name in where)
-            raise NotFoundError(
-                f"no {model.__name__} matches the given {', '.join(names)}",
-                meta={"model": model.__name__, "fields": names},
-            )
+            raise NotFoundError.lookup(self._meta(model).name, where)
         return record
 
     async def find_many(

@@ -11,6 +11,7 @@ import pytest
 from redis_orm_async import (
     Field,
     Model,
+    NotFoundError,
     Orm,
     OrmError,
     QueryError,
@@ -54,6 +55,9 @@ async def test_each_record_is_loaded_once_and_is_the_same_object(make_orm: MakeO
         bob = await s.find_unique(User, {"email": "bob@x.io"})
         assert bob is not None and orm.backend.stats.round_trips - before == 1, "claim to record: one read"
         assert await s.get(User, bob.id) is bob and orm.backend.stats.round_trips - before == 1
+        with pytest.raises(NotFoundError, match="no User matches the given email") as missing:
+            await s.find_unique_or_raise(User, {"email": "nobody-secret@x.io"})
+        assert "nobody-secret" not in str(missing.value)
 
 
 async def test_only_changed_fields_of_dirty_records_are_written_in_one_round_trip(make_orm: MakeOrm) -> None:
