@@ -7,11 +7,13 @@ from ._errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    DataValidationError,
     EvictionPolicyWarning,
     IndexNotBuiltError,
     NotFoundError,
     OrmError,
     QueryError,
+    RateLimitedError,
     RelationNotLoadedError,
     SchemaError,
     TransactionConflictError,
@@ -36,7 +38,9 @@ from ._model.schema import Schema
 from ._orm import Orm, bootstrap_database, create_orm, create_orm_from_runtime
 from ._query.planner import Plan
 from ._query.ttl import UNSET, Unset
+from ._ratelimit import Rate, RateLimitBucket, RateLimiter, RateLimitStatus
 from ._repository import Repository
+from ._session import OrmSession
 from ._transaction import Pending, Transaction, TransactionRepository
 
 __version__ = "0.1.0"
@@ -53,6 +57,7 @@ __all__ = [
     "BelongsTo",
     "Capabilities",
     "CommandStats",
+    "DataValidationError",
     "EvictionPolicyWarning",
     "Field",
     "HasMany",
@@ -63,9 +68,15 @@ __all__ = [
     "NotFoundError",
     "Orm",
     "OrmError",
+    "OrmSession",
     "Pending",
     "Plan",
     "QueryError",
+    "Rate",
+    "RateLimitBucket",
+    "RateLimitStatus",
+    "RateLimitedError",
+    "RateLimiter",
     "Relation",
     "RelationNotLoadedError",
     "RepairReport",

@@ -137,7 +137,7 @@ class Repository(Generic[M]):
         return record
 
     def _not_found(self, where: Mapping[str, Any]) -> NotFoundError:
-        return NotFoundError(f"no {self.meta.name} matches {dict(where)!r}", meta={"model": self.meta.name})
+        return NotFoundError.lookup(self.meta.name, where)
 
     async def raw(self, where: Mapping[str, Any]) -> dict[str, str] | None:
         """The record's HASH exactly as it is in Redis (stored field names, stored text, the

@@ -7,7 +7,6 @@ record key) that Python computes on the client.
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,10 +23,11 @@ from redis_orm_async._model.state import (
     score_text,
     state_line,
 )
+from redis_orm_async._scripts import load
 
 from .strategies import ODD_TEXT
 
-STATE_LUA = resources.files("redis_orm_async._scripts").joinpath("state.lua").read_text()
+STATE_LUA = load("state").source
 INTS = (
     st.integers()
     | st.integers(min_value=-(10**60), max_value=10**60)

@@ -132,8 +132,5 @@ class KeySpace:
     def built(self) -> str:
         return f"{self.base}:ix"
 
-    def temporary(self, name: str) -> str:
-        return f"{self.base}:tmp:{name}"
-
     def all_pattern(self) -> str:
         return f"{self.base}:*"

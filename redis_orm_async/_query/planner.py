@@ -265,7 +265,7 @@ def _equal_leaf(meta: ModelMeta, name: str, text: str | None) -> Built:
         score = _score_text(codec.score(text))
         exact = codec.kind in ("int", "float", "date") and _score_exact(codec.kind, text)
         return Leaf("S", zset, f"{shown} (ZSET {zset} score {score})", score, score), exact
-    if text and field_meta.lex:  # an empty text has no lex entry: Python decides it
+    if text is not None and field_meta.lex:
         lex = keys.lex(name)
         head = escape(text) + LEX_SEPARATOR
         label = f"{shown} (lex ZSET {lex})"
@@ -323,7 +323,7 @@ def _leaf(meta: ModelMeta, test: Compare) -> Built:
         if name == "id":
             low, high = "[" + value, after_prefix(value)
             return Leaf("P", keys.ids(), f"{shown} (id ZSET)", low, high, value, id_ordered=True), True
-        if value and meta.fields[name].lex:  # "" matches empty texts, which have no lex entry
+        if meta.fields[name].lex:
             lex, head = keys.lex(name), escape(value)
             label = f"{shown} (lex ZSET {lex}; stored text when tested per id)"
             return Leaf("W", lex, label, "[" + head, after_prefix(head), value, name), True
