@@ -6,13 +6,13 @@ import anyio
 import redis.asyncio
 
 from redis_orm_async import (
+    DataValidationError,
     Field,
     Model,
     NotFoundError,
     OrmError,
     Schema,
     UniqueConstraintError,
-    ValidationError,
     create_orm,
 )
 
@@ -41,7 +41,7 @@ async def main(url: str) -> dict[str, object]:
             await call
         except UniqueConstraintError as exc:
             codes.append(f"{exc.code}:{exc.constraint}")
-        except ValidationError as exc:
+        except DataValidationError as exc:
             codes.append(exc.code)
         except NotFoundError as exc:
             codes.append(exc.code)

@@ -636,6 +636,7 @@ local function bulk_create(count)
       end
     end
   end
+  mark_empty_model(model)
   local states, expiries, plain_claims = {}, {}, {}
   for index, spec in ipairs(specs) do
     local key = model.base .. ':r:' .. escape(spec.id)
