@@ -20,7 +20,7 @@ from redis_orm_async import (
 )
 from redis_orm_async.testing import EmbeddedRedis, LocalRedisCluster, UpstashRestServer
 
-from .conftest import upstash_client
+from .conftest import BACKEND_KINDS, upstash_client
 from .models import User
 
 SCHEMA = Schema([User])
@@ -28,8 +28,8 @@ SCHEMA = Schema([User])
 
 def url_for(backend_name: str, request: pytest.FixtureRequest) -> tuple[str, str | None]:
     """The URL (and Upstash token) of the server under test."""
-    if backend_name == "redis":
-        server: EmbeddedRedis = request.getfixturevalue("redis_server")
+    if backend_name in ("redis", "valkey"):
+        server: EmbeddedRedis = request.getfixturevalue(f"{backend_name}_server")
         return server.url, None
     if backend_name == "upstash":
         rest: UpstashRestServer = request.getfixturevalue("upstash_server")
@@ -60,7 +60,9 @@ async def test_an_orm_built_from_a_url_works_and_closes_its_own_client(
     url, token = url_for(backend_name, request)
     before = await connected_clients(raw)
     async with create_orm(SCHEMA, url=url, token=token) as orm:
-        assert orm.owns_client and orm.capabilities.backend_kind == backend_name
+        assert orm.owns_client and orm.capabilities.backend_kind == BACKEND_KINDS.get(
+            backend_name, backend_name
+        )
         created = await orm.repo(User).create({"email": "a@x.io", "age": 3})
         assert await orm.repo(User).find_unique({"email": "a@x.io"}) == created
         if backend_name != "upstash":

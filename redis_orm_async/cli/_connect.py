@@ -18,10 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
-import redis.asyncio as aioredis
 
 from .._backends.protocol import info_field
-from .._errors import OrmError
+from .._clients import SCHEMES
 from .._model.model import Model
 from .._model.schema import Schema
 from .._orm import Orm, create_orm
@@ -105,23 +104,25 @@ def resolve_target(url: str | None, environ: Mapping[str, str]) -> Target:
         if not token:
             raise click.UsageError(f"an Upstash REST URL needs its token in {UPSTASH_TOKEN}")
         return Target(chosen, token)
-    if not chosen.startswith(("redis://", "rediss://", "unix://")):
-        raise click.UsageError(f"{target.shown()!r} is neither a redis://, rediss:// nor an https:// URL")
+    scheme = chosen.split("://", 1)[0].lower() if "://" in chosen else ""
+    if scheme not in SCHEMES:
+        accepted = ", ".join(f"{name}://" for name in SCHEMES)
+        raise click.UsageError(f"{target.shown()!r}: the URL scheme must be one of {accepted}")
     return target
 
 
-async def _redis_client(url: str) -> Any:
-    """A plain client, or a cluster client if the server says it is a cluster node."""
-    client = aioredis.Redis.from_url(url)
-    try:
-        info = await client.info("cluster")
-    except Exception:
-        await client.aclose()
-        raise
+async def _cluster_url(url: str) -> str:
+    """``url`` as a ``redis+cluster://`` URL when the server behind it is a cluster node, so that
+    any node's plain address finds the whole cluster."""
+    scheme = url.split("://", 1)[0].lower()
+    if SCHEMES.get(scheme) != "redis" or scheme == "unix":
+        return url
+    probe = create_orm(Schema([]), url=url, eviction="allow")
+    async with probe:
+        info = await probe.backend.execute(("INFO", "cluster"))
     if info_field(info, "cluster_enabled") != "1":
-        return client
-    await client.aclose()
-    return aioredis.RedisCluster.from_url(url)
+        return url
+    return f"{scheme}+cluster" + url[len(scheme) :]
 
 
 @contextlib.asynccontextmanager
@@ -129,24 +130,6 @@ async def open_orm(target: Target, schema: Schema) -> AsyncIterator[Orm]:
     """An ORM on the target that owns its client and closes it; connected, so that
     ``orm.backend.features`` already names the server. Eviction is reported by ``inspect``
     rather than warned about on every command."""
-    client: Any
-    if target.upstash:
-        from upstash_redis.asyncio import Redis as UpstashRedis
-
-        client = UpstashRedis(url=target.url, token=target.token or "", rest_retries=0, allow_telemetry=False)
-    else:
-        try:
-            client = await _redis_client(target.url)
-        except OrmError:
-            raise
-        except Exception as exc:
-            from .._backends.redispy import map_redis_error
-
-            raise map_redis_error(exc) from exc
-    orm = create_orm(schema, client, eviction="allow")
-    try:
-        await orm.connect()
+    url = target.url if target.upstash else await _cluster_url(target.url)
+    async with create_orm(schema, url=url, token=target.token, eviction="allow") as orm:
         yield orm
-    finally:
-        close = getattr(client, "aclose", None) or client.close
-        await close()
