@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Collection, Coroutine, Sequence
+from typing import Any, is_typeddict
+
+import anyio
+import pydantic
+from pydantic import TypeAdapter
 
 from .._backends.protocol import Backend
 from .._errors import ValidationError
@@ -39,20 +44,82 @@ def build_instance(meta: ModelMeta, row: Row, fields: Collection[str] | None) ->
     return instance
 
 
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(projection: type[Any]) -> TypeAdapter[Any]:
+    """One validator per projection class, built on first use (building one costs far more
+    than validating a row)."""
+    found = _ADAPTERS.get(projection)
+    if found is None:
+        if len(_ADAPTERS) >= 256:
+            _ADAPTERS.clear()
+        found = _ADAPTERS[projection] = TypeAdapter(projection)
+    return found
+
+
+def project(meta: ModelMeta, rows: Sequence[Row], projection: type[Any]) -> list[Any]:
+    """Rows validated into a projection class (a Pydantic model or a TypedDict) that names only
+    some of the model's fields: typed results with nothing missing at run time."""
+    names = (
+        list(projection.__annotations__) if is_typeddict(projection) else list(projection.model_fields)
+    )
+    adapter = _adapter(projection)
+    out: list[Any] = []
+    for row in rows:
+        instance = build_instance(meta, row, names)
+        values = {name: getattr(instance, name) for name in names}
+        try:
+            out.append(adapter.validate_python(values, by_alias=False, by_name=True))
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"{meta.name} record {row['id']!r} does not fit {projection.__name__}: "
+                f"{exc.errors()[0]['msg']} ({'.'.join(str(p) for p in exc.errors()[0]['loc'])})",
+                errors=[dict(e) for e in exc.errors()],
+                cause=exc,
+                meta={"model": meta.name},
+            ) from exc
+    return out
+
+
+async def gather(calls: Sequence[Callable[[], Coroutine[Any, Any, None]]]) -> None:
+    """Run calls concurrently; the first failure is raised as itself (an ``OrmError``), not
+    wrapped in the task group's exception group."""
+    try:
+        async with anyio.create_task_group() as group:
+            for call in calls:
+                group.start_soon(call)
+    except BaseExceptionGroup as errors:
+        first: BaseException = errors
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from first.__cause__
+
+
 async def materialize(
     backend: Backend, schema: Schema, meta: ModelMeta, rows: Sequence[Row], selection: Selection
-) -> list[Model]:
-    """Build the instances of one level and load their relations, one batch per relation."""
+) -> list[Any]:
+    """Build the instances of one level and load their relations, one batch per relation, the
+    relations of one level at once."""
     fields = selection.fields
+    if selection.projection is not None:
+        return project(meta, rows, selection.projection)
     if not selection.relations:
         if fields is None:  # whole records: decoded directly, the one call per row that matters
             decode = meta.decode
             return [decode(row["id"], row) for row in rows]
         return [build_instance(meta, row, fields) for row in rows]
-    loaded = [
-        (name, nested.relation.to_many, await _load(backend, schema, meta, rows, nested))
-        for name, nested in selection.relations.items()
-    ]
+    values: dict[str, dict[str, Any]] = {}
+
+    async def load(name: str, nested: Nested) -> None:
+        values[name] = await _load(backend, schema, meta, rows, nested)
+
+    if len(selection.relations) == 1:
+        for name, nested in selection.relations.items():
+            await load(name, nested)
+    else:
+        await gather([functools.partial(load, name, nested) for name, nested in selection.relations.items()])
+    loaded = [(name, nested.relation.to_many, values[name]) for name, nested in selection.relations.items()]
     instances: list[Model] = []
     for row in rows:
         instance = build_instance(meta, row, fields)
@@ -132,7 +199,7 @@ async def _load(
 
 async def find_selected(
     backend: Backend, schema: Schema, meta: ModelMeta, query: Query, selection: Selection
-) -> list[Model]:
+) -> list[Any]:
     """Rows of one query with their selected relations: the whole of ``find_many``."""
     rows = await read_rows(backend, meta, query, selection_fields(meta, selection))
     return await materialize(backend, schema, meta, rows, selection)

@@ -450,6 +450,16 @@ async def _read(backend: Backend, run: Callable[[_Reader], Awaitable[T]]) -> T:
     return await run(PLAIN)
 
 
+async def _looked_up(
+    backend: Backend, meta: ModelMeta, plan: Plan, query: Query, fields: Collection[str] | None
+) -> list[Row]:
+    """``lookup``: the named ids' records read in one pipeline, then filtered in Python (a gone
+    or expired record reads as empty and is left out)."""
+    rows = await fetch_rows(backend, meta, plan.ids, fields)
+    test = matcher(meta, query.where)
+    return [row for row in rows.values() if test(row)]
+
+
 async def read_rows(
     backend: Backend, meta: ModelMeta, query: Query, fields: Collection[str] | None = None
 ) -> list[Row]:
@@ -458,6 +468,9 @@ async def read_rows(
     wanted = None if fields is None else set(fields) | query.fields
     if plan.strategy == "empty":
         return []
+    if plan.strategy == "lookup":
+        rows = await fetch_rows(backend, meta, _with_cursor(list(plan.ids), query), wanted)
+        return _finish(meta, query, rows)
     return await _read(backend, lambda reader: reader.rows(backend, meta, plan, query, wanted))
 
 
@@ -466,6 +479,8 @@ async def count_rows(backend: Backend, meta: ModelMeta, query: Query) -> int:
     plan = build_plan(meta, query, "count")
     if plan.strategy == "empty":
         return 0
+    if plan.strategy == "lookup":
+        return len(await _looked_up(backend, meta, plan, query, query.fields))
     return await _read(backend, lambda reader: reader.count(backend, meta, plan, query))
 
 
@@ -474,6 +489,8 @@ async def select_ids(backend: Backend, meta: ModelMeta, query: Query) -> list[st
     plan = build_plan(meta, query, "ids")
     if plan.strategy == "empty":
         return []
+    if plan.strategy == "lookup":
+        return [row["id"] for row in await _looked_up(backend, meta, plan, query, query.fields)]
     return await _read(backend, lambda reader: reader.ids(backend, meta, plan, query))
 
 
