@@ -1,0 +1,48 @@
+"""The typing checks run by both checkers: each accepted form passes, each rejected form fails.
+
+``tests/typing_expression_checks.py`` marks every rejected line with both checkers' ignore
+comments; mypy --strict reports an unused ``# type: ignore`` and pyright an unnecessary
+``# pyright: ignore`` (see ``[tool.pyright]`` in pyproject.toml), so a form that stops being
+rejected fails here as surely as an accepted form that starts failing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKS = "tests/typing_expression_checks.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+def pyright(*files: str) -> subprocess.CompletedProcess[str]:
+    return run("pyright", "--pythonpath", sys.executable, "--project", str(ROOT / "pyproject.toml"), *files)
+
+
+def test_mypy_strict_accepts_each_accepted_form_and_rejects_each_rejected_one() -> None:
+    result = run("mypy", "--strict", CHECKS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pyright_accepts_each_accepted_form_and_rejects_each_rejected_one() -> None:
+    result = pyright()  # the files [tool.pyright] includes: every typing check
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "typing_expression_checks.py" not in result.stdout
+
+
+def test_a_rejected_marker_on_an_accepted_line_fails_both_checkers(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text(
+        "count: int = 1  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]\n"
+    )
+    mypy = run("mypy", "--strict", str(wrong))
+    assert mypy.returncode != 0 and 'Unused "type: ignore" comment' in mypy.stdout, mypy.stdout
+    checked = pyright(str(wrong))
+    assert checked.returncode != 0 and "Unnecessary" in checked.stdout, checked.stdout
