@@ -8,7 +8,6 @@ from typing import Any, is_typeddict
 
 import anyio
 import pydantic
-from pydantic import TypeAdapter
 
 from .._backends.protocol import Backend
 from .._errors import ValidationError
@@ -44,37 +43,26 @@ def build_instance(meta: ModelMeta, row: Row, fields: Collection[str] | None) ->
     return instance
 
 
-_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
-
-
-def _adapter(projection: type[Any]) -> TypeAdapter[Any]:
-    """One validator per projection class, built on first use (building one costs far more
-    than validating a row)."""
-    found = _ADAPTERS.get(projection)
-    if found is None:
-        if len(_ADAPTERS) >= 256:
-            _ADAPTERS.clear()
-        found = _ADAPTERS[projection] = TypeAdapter(projection)
-    return found
-
-
 def project(meta: ModelMeta, rows: Sequence[Row], projection: type[Any]) -> list[Any]:
-    """Rows validated into a projection class (a Pydantic model or a TypedDict) that names only
-    some of the model's fields: typed results with nothing missing at run time."""
-    names = (
-        list(projection.__annotations__) if is_typeddict(projection) else list(projection.model_fields)
-    )
-    adapter = _adapter(projection)
+    """Rows as a projection class that names only some of the model's fields: typed results with
+    nothing missing at run time. A TypedDict gets the fields' values as the model validates them;
+    a Pydantic model validates them again into its own fields."""
+    typed_dict = is_typeddict(projection)
+    names = list(projection.__annotations__) if typed_dict else list(projection.model_fields)
     out: list[Any] = []
     for row in rows:
         instance = build_instance(meta, row, names)
         values = {name: getattr(instance, name) for name in names}
+        if typed_dict:
+            out.append(values)
+            continue
         try:
-            out.append(adapter.validate_python(values, by_alias=False, by_name=True))
+            out.append(projection.model_validate(values, by_alias=False, by_name=True))
         except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
             raise ValidationError(
-                f"{meta.name} record {row['id']!r} does not fit {projection.__name__}: "
-                f"{exc.errors()[0]['msg']} ({'.'.join(str(p) for p in exc.errors()[0]['loc'])})",
+                f"{meta.name} record {row['id']!r} does not fit {projection.__name__}: {first['msg']} "
+                f"({'.'.join(str(part) for part in first['loc'])})",
                 errors=[dict(e) for e in exc.errors()],
                 cause=exc,
                 meta={"model": meta.name},
