@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Collection, Coroutine, Sequence
 from typing import Any, is_typeddict
@@ -12,11 +13,12 @@ import pydantic
 from .._backends.protocol import Backend
 from .._errors import ValidationError
 from .._model.model import Model, attach_relations
+from .._model.relations import RelationMeta
 from .._model.schema import ModelMeta, Schema
 from .._query.match import page
-from .._query.parse import Query, Row
+from .._query.parse import And, Compare, Query, Row
 from .._query.selection import Nested, Selection, selection_fields
-from .reads import fetch_rows, forget, read_rows
+from .reads import fetch_rows, forget, read_pages, read_rows
 
 
 def build_instance(meta: ModelMeta, row: Row, fields: Collection[str] | None) -> Model:
@@ -135,6 +137,32 @@ async def _lookup(
     return {parent: sorted(reply) for parent, reply in zip(parent_ids, replies, strict=True)}
 
 
+async def _windows(
+    backend: Backend,
+    target: ModelMeta,
+    relation: RelationMeta,
+    nested: Nested,
+    parents: Sequence[str],
+    fields: Collection[str] | None,
+) -> dict[str, list[Row]] | None:
+    """Each parent's page of children read on its own, when a page is all that is wanted (a
+    nested ``take``/``skip``, or a has-one's first child): one read script per parent walks
+    that parent's key index from the page's start, all in one pipeline, so no child outside a
+    page is read. None when the pages cannot be read that way (an unindexed nested where, a
+    server without scripts): then every child is read and paged in Python."""
+    query = nested.query
+    if relation.kind == "has_one":
+        query = dataclasses.replace(query, take=1)
+    elif query.take is None and not query.skip:
+        return None
+    key = relation.foreign_key
+    pages = [
+        dataclasses.replace(query, where=And((Compare(key, "eq", parent), query.where))) for parent in parents
+    ]
+    found = await read_pages(backend, target, pages, fields)
+    return None if found is None else dict(zip(parents, found, strict=True))
+
+
 async def _load(
     backend: Backend, schema: Schema, meta: ModelMeta, rows: Sequence[Row], nested: Nested
 ) -> dict[str, Any]:
@@ -150,17 +178,22 @@ async def _load(
         by_link = dict(zip(found, built, strict=True))
         return {parent: None if link is None else by_link.get(link) for parent, link in links.items()}
     parents = [row["id"] for row in rows]
-    groups: dict[str, list[Row]]
+    groups: dict[str, list[Row]] | None = None
     if relation.kind in ("has_one", "has_many"):
+        groups = await _windows(backend, target, relation, nested, parents, fields)
+    if groups is not None:
+        pass  # each parent's window is already its page
+    elif relation.kind in ("has_one", "has_many"):
         key = relation.foreign_key
         children = await _lookup(backend, target, key, parents)
         wanted = None if fields is None else {*fields, key}
         found = await fetch_rows(backend, target, [c for ids in children.values() for c in ids], wanted)
         await forget(backend, target, [c for ids in children.values() for c in ids if c not in found])
         groups = {
-            parent: [found[c] for c in ids if c in found and found[c].get(key) == parent]
+            parent: page(target, [found[c] for c in ids if c in found and found[c].get(key) == parent],
+                         nested.query)
             for parent, ids in children.items()
-        }
+        }  # fmt: skip
     else:
         assert relation.through is not None and relation.target_key is not None
         join = schema.by_name(relation.through)
@@ -176,7 +209,7 @@ async def _load(
             linked[parent] = list(dict.fromkeys(t for t in targets if t is not None))
         found = await fetch_rows(backend, target, [t for ids in linked.values() for t in ids], fields)
         groups = {parent: [found[t] for t in ids if t in found] for parent, ids in linked.items()}
-    groups = {parent: page(target, members, nested.query) for parent, members in groups.items()}
+        groups = {parent: page(target, members, nested.query) for parent, members in groups.items()}
     unique = list({row["id"]: row for members in groups.values() for row in members}.values())
     instances = await materialize(backend, schema, target, unique, nested.selection)
     by_id = {row["id"]: instance for row, instance in zip(unique, instances, strict=True)}

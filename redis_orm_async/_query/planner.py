@@ -551,9 +551,13 @@ _PLANS: weakref.WeakKeyDictionary[ModelMeta, dict[tuple[Query, Operation], Plan]
 )
 
 
-def build_plan(meta: ModelMeta, query: Query, operation: Operation = "find") -> Plan:
+def build_plan(meta: ModelMeta, query: Query, operation: Operation = "find", *, cached: bool = True) -> Plan:
     """Choose how to answer ``query``; pure, so ``explain`` costs nothing and a plan (immutable,
-    a function of the parsed query alone) is built once and reused."""
+    a function of the parsed query alone) is built once and reused. ``cached=False`` for the
+    one-off queries of a batch (a page of children per parent), which would only crowd out the
+    shapes an application repeats."""
+    if not cached:
+        return _new_plan(meta, query, operation)
     plans = _PLANS.get(meta)
     if plans is None:
         plans = _PLANS[meta] = {}
