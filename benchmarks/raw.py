@@ -287,7 +287,8 @@ class RawStore:
         posts = {i: RawPost.model_validate(record) for i, record in zip(post_ids, stored_posts, strict=True)
                  if record}  # fmt: skip
         return [
-            (user, [posts[i] for i in window if i in posts]) for user, window in zip(users, windows, strict=True)
+            (user, [posts[i] for i in window if i in posts])
+            for user, window in zip(users, windows, strict=True)
         ]
 
     # Sessions: W9 and W10.
