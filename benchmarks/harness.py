@@ -34,6 +34,7 @@ from .env import LINES, ORM, Env, Settings
 from .expiry import session_cases
 from .measure import LineStats, Outcome, Sample, measure
 from .models import Post, Session, User, comparable, posts_data, schema, users_data
+from .per_request import per_request_cases
 from .raw import RawStore
 from .raw_watch import WatchStore
 from .rawio import RawRedis
@@ -140,7 +141,7 @@ async def _open_connections(env: Env, count: int) -> None:
 
 
 def all_cases(settings: Settings) -> list[Case]:
-    return [*user_cases(settings), *session_cases(settings)]
+    return [*user_cases(settings), *session_cases(settings), *per_request_cases(settings)]
 
 
 async def _seed(env: Env) -> None:

@@ -81,6 +81,16 @@ class RawPost(BaseModel):
     body: str
 
 
+class RawRateStatus(BaseModel):
+    """What a rate-limit check answers, with the numbers of the ``X-RateLimit-*`` headers."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    hits: int
+
+
 class RawSession(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

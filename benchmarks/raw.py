@@ -9,7 +9,8 @@ It keeps its own natural key layout, on its own key prefixes, and owes nothing t
 - ``{rawpost}:r:<id>``, ``{rawpost}:ids`` and ``{rawpost}:a:<author id>`` for posts;
 - ``{rawsess}:r:<id>``, ``:ids``, ``:s:<status>``, ``:u:<user id>``, ``:t:<token>`` (the claim,
   with the record's ``PXAT``), ``:exp``, a ZSET of ids scored by expiry time in ms, and ``:st``,
-  a HASH of id to the index facts the sweep needs once Redis has dropped the record.
+  a HASH of id to the index facts the sweep needs once Redis has dropped the record;
+- ``rawrate:<name>:<key>``, a rate-limit counter (a STRING) that lives for one window.
 
 A key's namespace letter comes before any value, so no value can collide with another kind of key
 and nothing needs escaping. Every write is one ``EVALSHA`` (``benchmarks/lua/``): it reads what
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from redis.asyncio.connection import AbstractConnection
 
-from .models import RawPost, RawSession, RawUser
+from .models import RawPost, RawRateStatus, RawSession, RawUser
 from .rawio import Arg, Command, RawError, RawRedis, Script, ScriptCall, pairs
 
 USER = "{rawuser}"
@@ -51,7 +52,7 @@ SCRIPTS = {
     name: Script.load(name)
     for name in (
         "user_create", "user_create_many", "user_update_status", "user_delete",
-        "session_create_many", "session_touch", "session_sweep",
+        "session_create_many", "session_touch", "session_sweep", "session_touch_by_token", "rate_limit",
     )
 }  # fmt: skip
 
@@ -88,6 +89,10 @@ def session_status_key(status: str) -> str:
 
 def token_claim(token: str) -> str:
     return TOKEN_HEAD + token
+
+
+def rate_key(name: str, key: str) -> str:
+    return f"rawrate:{name}:{key}"
 
 
 class DuplicateError(RawError):
@@ -315,6 +320,23 @@ class RawStore:
         keys = (session_key(session_id), SESSION_EXP)
         (stored,) = await self._run([(SCRIPTS["session_touch"], keys, (TOKEN_HEAD, ttl_ms))])
         return RawSession.model_validate(pairs(stored)) if stored else None
+
+    async def touch_session_by_token(self, token: str, ttl_ms: int) -> RawSession | None:
+        """W12: a sliding session found by its token, as a request authenticates it."""
+        keys, args = (token_claim(token), SESSION_EXP), (SESSION + ":r:", ttl_ms, token)
+        (stored,) = await self._run([(SCRIPTS["session_touch_by_token"], keys, args)])
+        return RawSession.model_validate(pairs(stored)) if stored else None
+
+    # Rate limits: W11.
+
+    async def rate_limit(self, name: str, key: str, limit: int, window_ms: int) -> RawRateStatus:
+        """Count one call of ``key`` in its window (opened by its first call, timed by the server)."""
+        ((hits, left_ms),) = await self._run([(SCRIPTS["rate_limit"], (rate_key(name, key),), (window_ms,))])
+        hits = int(hits)
+        return RawRateStatus(
+            allowed=hits <= limit, limit=limit, remaining=max(0, limit - hits),
+            reset_after=max(0, int(left_ms)) / 1000, hits=hits,
+        )  # fmt: skip
 
     async def sessions_with_status(self, status: str, take: int) -> list[RawSession]:
         """A page of live sessions in id order; Redis never hands back an expired record."""

@@ -7,10 +7,12 @@ from ._errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    DataValidationError,
     EvictionPolicyWarning,
     NotFoundError,
     OrmError,
     QueryError,
+    RateLimitedError,
     RelationNotLoadedError,
     SchemaError,
     TransactionConflictError,
@@ -48,7 +50,9 @@ from ._model.schema import Schema
 from ._orm import Orm, bootstrap_database, create_orm, create_orm_from_runtime
 from ._query.planner import Plan
 from ._query.ttl import UNSET, Unset
+from ._ratelimit import Rate, RateLimitBucket, RateLimiter, RateLimitStatus
 from ._repository import Repository
+from ._session import OrmSession
 from ._transaction import Pending, Transaction, TransactionRepository
 
 __version__ = "0.1.0"
@@ -67,6 +71,7 @@ __all__ = [
     "Col",
     "CommandStats",
     "Condition",
+    "DataValidationError",
     "EvictionPolicyWarning",
     "Field",
     "HasMany",
@@ -77,9 +82,15 @@ __all__ = [
     "Order",
     "Orm",
     "OrmError",
+    "OrmSession",
     "Pending",
     "Plan",
     "QueryError",
+    "Rate",
+    "RateLimitBucket",
+    "RateLimitStatus",
+    "RateLimitedError",
+    "RateLimiter",
     "Relation",
     "RelationNotLoadedError",
     "RepairReport",

@@ -167,7 +167,7 @@ class Repository(Generic[M]):
         return record
 
     def _not_found(self, where: Mapping[str, Any]) -> NotFoundError:
-        return NotFoundError(f"no {self.meta.name} matches {dict(where)!r}", meta={"model": self.meta.name})
+        return NotFoundError.lookup(self.meta.name, where)
 
     async def exists(self, where: Mapping[str, Any]) -> bool:
         """Whether a record has this id or unique value; one round trip."""

@@ -21,7 +21,8 @@ def test_ruff_is_clean() -> None:
 
 
 def test_mypy_strict_is_clean_on_the_package_and_typing_checks() -> None:
-    result = run("mypy", "--strict", "redis_orm_async", "tests/typing_checks.py")
+    checked = ["redis_orm_async", "tests/typing_checks.py", "docs/examples/fastapi_app.py"]
+    result = run("mypy", "--strict", *checked)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

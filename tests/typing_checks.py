@@ -6,7 +6,17 @@ from typing import assert_type
 
 import redis.asyncio
 
-from redis_orm_async import Field, Model, Orm, Repository, Schema, create_orm
+from redis_orm_async import (
+    Field,
+    Model,
+    Orm,
+    OrmSession,
+    RateLimiter,
+    RateLimitStatus,
+    Repository,
+    Schema,
+    create_orm,
+)
 
 
 class User(Model):
@@ -27,3 +37,18 @@ async def typed_usage(client: redis.asyncio.Redis) -> None:
     assert_type(await users.count(), int)
     user = User(email="b@x.io", age=3)
     assert_type(user.age, int)
+
+
+async def typed_sessions_and_limits() -> None:
+    orm = create_orm(Schema([User]), url="redis://localhost:6379")
+    assert_type(orm, Orm)
+    async with orm.session() as session:
+        assert_type(session, OrmSession)
+        assert_type(await session.get(User, "id"), User | None)
+        assert_type(await session.find_unique(User, {"email": "a@x.io"}), User | None)
+        assert_type(await session.find_many(User, where={"age": 1}), list[User])
+        assert_type(session.add(User(email="c@x.io", age=1)), User)
+    limiter = orm.rate_limiter("20/minute", name="api")
+    assert_type(limiter, RateLimiter)
+    assert_type(await limiter.hit("client"), RateLimitStatus)
+    await orm.aclose()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import redis.asyncio
-
 from redis_orm_async import Field, Model, Schema, UniqueConstraintError, create_orm
 
 
@@ -14,8 +12,7 @@ class User(Model):  # no `id` declared: a generated, time-sortable string id (UL
 
 
 async def main(url: str) -> dict[str, object]:
-    client = redis.asyncio.Redis.from_url(url)
-    orm = create_orm(Schema([User]), client)
+    orm = create_orm(Schema([User]), url=url)  # "redis://localhost:6379": the ORM owns its client
     users = orm.repo(User)  # Repository[User]
 
     ada = await users.create(data={"email": "ada@example.com", "age": 36})
@@ -32,5 +29,5 @@ async def main(url: str) -> dict[str, object]:
 
     result = {"same": same == ada, "age": older.age if older else None, "violated": violated,
               "count": await users.count()}  # fmt: skip
-    await client.aclose()
+    await orm.aclose()  # closes the client it built (or: async with create_orm(...) as orm)
     return result

@@ -8,7 +8,7 @@ from datetime import timedelta
 from redis_orm_async import UNSET, Field, Model, Orm
 
 
-class LoginSession(Model, key_prefix="session", ttl=timedelta(minutes=30)):
+class LoginSession(Model, key_prefix="session", ttl=timedelta(minutes=30), max_life=timedelta(days=7)):
     token: str = Field(unique=True)
     user_id: str = Field(index=True)
     device: str = ""

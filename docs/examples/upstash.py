@@ -1,8 +1,6 @@
-"""Upstash: the quickstart's app code with only the client swapped. Run by tests/test_docs.py."""
+"""Upstash: the quickstart's app code with only the URL swapped. Run by tests/test_docs.py."""
 
 from __future__ import annotations
-
-from upstash_redis.asyncio import Redis
 
 from redis_orm_async import Field, Model, Schema, UniqueConstraintError, create_orm
 
@@ -14,10 +12,9 @@ class User(Model):  # the same model as on redis-py
 
 
 async def main(url: str, token: str) -> dict[str, object]:
-    # rest_retries=0: the client's own retry sleeps 3 s and may send a write twice; the ORM
-    # retries write conflicts itself, and a failed request is a retryable BackendUnavailableError.
-    client = Redis(url=url, token=token, rest_retries=0)
-    orm = create_orm(Schema([User]), client)
+    # the REST URL and token (or UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN, read when
+    # no url is given); the ORM builds the upstash_redis client and owns it
+    orm = create_orm(Schema([User]), url=url, token=token)
     users = orm.repo(User)  # the same Repository[User], the same calls
 
     ada = await users.create(data={"email": "ada@example.com", "age": 36})
@@ -37,5 +34,5 @@ async def main(url: str, token: str) -> dict[str, object]:
         "same": same == ada, "age": older.age if older else None, "violated": violated,
         "count": await users.count(), "guard": guard,
     }  # fmt: skip
-    await client.close()
+    await orm.aclose()
     return result

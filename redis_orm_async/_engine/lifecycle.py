@@ -18,7 +18,7 @@ from .._backends.protocol import Backend, ScriptsRefused
 from .._errors import UniqueConstraintError, ValidationError
 from .._model.model import Model
 from .._model.schema import ModelMeta
-from .._model.state import entries, record_facts
+from .._model.state import claim_keys, entries, record_facts
 from .._query.changes import FieldChange
 from .._query.locate import Locator
 from .._query.match import Matcher
@@ -70,7 +70,7 @@ def check_distinct(ops: Sequence[CreateOp]) -> None:
     """Two records of one ``create_many`` may not share an id or a unique value."""
     seen: dict[str, int] = {}
     for position, op in enumerate(ops):
-        for key in [op.id_text, *entries(op.meta, op.id_text, op.facts).claims]:
+        for key in [op.id_text, *claim_keys(op.meta, op.id_text, op.facts)]:
             if key in seen:
                 raise ValidationError(
                     f"{op.meta.name}: items {seen[key]} and {position} of create_many share a unique "

@@ -581,6 +581,9 @@ async def find_record(
 ) -> dict[str, str] | None:
     """``find_unique``: one record by its id or a unique value (one round trip either way)."""
     if locator.id_text is not None:
+        if fields is None:  # the most common read of all: one HGETALL, nothing around it
+            stored: dict[str, str] = await backend.execute(("HGETALL", meta.keys.record(locator.id_text)))
+            return stored or None
         return (await fetch_rows(backend, meta, [locator.id_text], fields)).get(locator.id_text)
     found = await _by_claim(backend, meta, locator, where, read_fields(fields))
     return None if found is None else found[0]

@@ -121,6 +121,8 @@ class WriteEngine:
         for _, meta in metas.values():
             args.extend(layout(meta).words)
         args.append(self.sweep_per_write)
+        fresh = len(metas) == 1 and all(isinstance(op, CreateOp) and op.fresh for op in ops)
+        args.append("B" if fresh else "-")
         args.append(len(ops))
         for op in ops:
             args.extend((op.kind, metas[op.meta.keys.base][0]))

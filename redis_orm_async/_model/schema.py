@@ -214,7 +214,7 @@ class ModelMeta:
         than leaving it to the generator."""
         if isinstance(data, Model):
             return "id" in data.model_fields_set
-        return any(key in data for key in self._id_keys)
+        return not self._id_keys.isdisjoint(data)
 
     @functools.cached_property
     def _id_keys(self) -> frozenset[str]:

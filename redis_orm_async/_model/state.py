@@ -12,9 +12,10 @@ Everything here mirrors ``_scripts/state.lua`` and is tested against it on the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NamedTuple
 
 from .ids import ulid_time_ms
 from .keys import escape, value_token
@@ -24,9 +25,9 @@ LEX_SEPARATOR = "\x00"
 """Separates the escaped text from the id in a lex ZSET member; escaped text holds no NUL."""
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
-    """One field's part of the index; an empty string is a part the field does not need."""
+class Fact(NamedTuple):
+    """One field's part of the index; an empty string is a part the field does not need (a
+    tuple: every create builds one per indexed field, and a tuple is the cheapest to build)."""
 
     token: str = ""
     score: str = ""
@@ -133,7 +134,40 @@ def field_fact(meta: ModelMeta, name: str, text: str | None) -> Fact:
 
 def record_facts(meta: ModelMeta, encoded: Mapping[str, str | None]) -> Facts:
     """The facts of a record from its stored texts (a missing field is null)."""
-    return {name: field_fact(meta, name, encoded.get(name)) for name in layout(meta).order}
+    facts: Facts = {}
+    for name, needs, token_of, score_of in _fact_plan(meta):
+        text = encoded.get(name)
+        token = score = lex = ""
+        if needs[0]:
+            token = value_token(None if text is None else token_of(text))
+        if text is not None:
+            if score_of is not None:
+                score = format(score_of(text), ".17g")
+            if needs[2]:
+                lex = "=" + escape(text)
+        facts[name] = Fact(token, score, lex)
+    return facts
+
+
+_PLAN = "_state_fact_plan"
+FieldPlan = tuple[str, tuple[bool, bool, bool], Callable[[str], str], Callable[[str], float] | None]
+FactPlan = tuple[FieldPlan, ...]
+
+
+def _fact_plan(meta: ModelMeta) -> FactPlan:
+    """Per field with facts: its name, which parts it needs, its token and its score functions
+    (looked up once: every create derives the facts of every indexed field)."""
+    found: FactPlan | None = meta.__dict__.get(_PLAN)
+    if found is None:
+        plan = []
+        for name in layout(meta).order:
+            needs = layout(meta).needs[name]
+            codec = meta.fields[name].codec
+            score = codec.score if "s" in needs else None
+            plan.append((name, ("t" in needs, "s" in needs, "x" in needs), codec.token, score))
+        found = tuple(plan)
+        object.__setattr__(meta, _PLAN, found)
+    return found
 
 
 def state_line(meta: ModelMeta, facts: Mapping[str, Fact]) -> str:
@@ -175,6 +209,26 @@ class Entries:
     claims: dict[str, str] = field(default_factory=dict)
 
 
+def claim_keys(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> dict[str, str]:
+    """The unique claims a record with these facts holds: claim key to constraint name."""
+    base = meta.keys.base
+    claims: dict[str, str] = {}
+    for constraint, names in layout(meta).uniques:
+        parts = []
+        for name in names:
+            if name == "id":
+                token = value_token(id_text)
+            else:
+                fact = facts.get(name)
+                token = "" if fact is None else fact.token
+            if token in ("", "-"):
+                break
+            parts.append(token)
+        else:
+            claims[f"{base}:u:{constraint}:{':'.join(parts)}"] = constraint
+    return claims
+
+
 def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries:
     """Every index entry and claim a record with these facts has; a field without a fact (an
     index added after the record was written) has none until ``repair`` writes it."""
@@ -196,19 +250,7 @@ def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries
         fact = facts.get(name)
         if fact is not None and fact.lex:
             zsets[f"{base}:l:{name}"] = (lex_member(fact.lex[1:], id_text), "0")
-    for constraint, names in shape.uniques:
-        parts = []
-        for name in names:
-            if name == "id":
-                token = value_token(id_text)
-            else:
-                fact = facts.get(name)
-                token = "" if fact is None else fact.token
-            if token in ("", "-"):
-                break
-            parts.append(token)
-        else:
-            found.claims[f"{base}:u:{constraint}:{':'.join(parts)}"] = constraint
+    found.claims = claim_keys(meta, id_text, facts)
     return found
 
 

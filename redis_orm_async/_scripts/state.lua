@@ -149,27 +149,27 @@ local function id_score(model, id)
   return '0'
 end
 
--- Every ZSET entry (key -> {member, score}) and claim (key -> constraint) the facts imply; with
--- ``only`` (a set of field names), just the entries of those fields and of the constraints over
--- them (an update derives what its changes touch, not the whole record).
-local function entries(model, id, facts, only)
-  local zsets, claims = {}, {}
-  local score = id_score(model, id)
-  if not only then zsets[model.ids] = {id, score} end
+-- Every ZSET entry and claim the facts imply, each handed to ``zset(key, member, score)`` or
+-- ``claim(key, constraint)``; with ``only`` (a set of field names), just the entries of those
+-- fields and of the constraints over them (an update derives what its changes touch, not the
+-- whole record). The one derivation every write and every repair goes through.
+local function each_entry(model, id, facts, only, zset, claim)
+  local base, score = model.base, id_score(model, id)
+  if not only then zset(model.ids, id, score) end
   for _, name in ipairs(model.equality) do
     local fact = facts[name]
     if fact and fact.t ~= '' and (not only or only[name]) then
-      zsets[model.base .. ':i:' .. name .. ':' .. fact.t] = {id, score}
+      zset(base .. ':i:' .. name .. ':' .. fact.t, id, score)
     end
   end
   for _, name in ipairs(model.range) do
     local fact = facts[name]
-    if fact and fact.s ~= '' and (not only or only[name]) then zsets[model.base .. ':z:' .. name] = {id, fact.s} end
+    if fact and fact.s ~= '' and (not only or only[name]) then zset(base .. ':z:' .. name, id, fact.s) end
   end
   for _, name in ipairs(model.lex) do
     local fact = facts[name]
     if fact and fact.x ~= '' and (not only or only[name]) then
-      zsets[model.base .. ':l:' .. name] = {string.sub(fact.x, 2) .. '\0' .. id, '0'}
+      zset(base .. ':l:' .. name, string.sub(fact.x, 2) .. '\0' .. id, '0')
     end
   end
   for _, unique in ipairs(model.uniques) do
@@ -190,8 +190,16 @@ local function entries(model, id, facts, only)
       if token == '' or token == '-' then parts = nil; break end
       parts[#parts + 1] = token
     end
-    if parts then claims[model.base .. ':u:' .. unique.name .. ':' .. table.concat(parts, ':')] = unique.name end
+    if parts then claim(base .. ':u:' .. unique.name .. ':' .. table.concat(parts, ':'), unique.name) end
   end
+end
+
+-- The same entries as tables: ZSET key -> {member, score}, claim key -> constraint.
+local function entries(model, id, facts, only)
+  local zsets, claims = {}, {}
+  each_entry(model, id, facts, only,
+    function(key, member, score) zsets[key] = {member, score} end,
+    function(key, constraint) claims[key] = constraint end)
   return zsets, claims
 end
 

@@ -8,7 +8,8 @@
 -- servers that refuse scripts.
 --
 -- KEYS: the id ZSET of each model in the batch (it routes the call on a cluster).
--- ARGV: #models, then each model's words (see read_model); then sweep limit; then #ops and the ops:
+-- ARGV: #models, then each model's words (see read_model); then sweep limit; 'B' when every op
+-- is a create of an id the client generated, of one model (else '-'); then #ops and the ops:
 --   C model id ttl_ms fresh #fields (name text)... line facts  create (fails if the id is live);
 --                                                              facts: token score lex of each fact field
 --   U model locator expect ttl #changes (name op value token score lex)... create?
@@ -49,6 +50,7 @@ for i = 1, int_arg() do
   position = after - 1
 end
 local sweep_limit = int_arg()
+local bulk = arg() == 'B' 
 
 local queued = {}
 local function queue(...) queued[#queued + 1] = {...} end
@@ -558,6 +560,108 @@ local function prune(index, model)
   return removed
 end
 
+-- Creates of ids the client generated, of one model: nothing to read but the claims they take
+-- (one MGET), and one command per index key, not one per record. The same entries, claims and
+-- state lines as ``create``, by the same derivation.
+local SLICE = 3000
+local function call_sliced(name, key, args, step)
+  for first = 1, #args, SLICE do
+    local last = math.min(first + SLICE - 1, #args)
+    last = last - (last - first + 1) % step
+    if key then redis.call(name, key, unpack(args, first, last))
+    else redis.call(name, unpack(args, first, last)) end
+  end
+end
+
+local function bulk_create(count)
+  local specs, model = {}, nil
+  local groups, order = {}, {}
+  local claimed, claim_keys, claim_owner = {}, {}, {}
+  for index = 1, count do
+    arg()
+    model = models[int_arg()]
+    local spec = read_create(model)
+    specs[index] = spec
+    each_entry(model, spec.id, spec.facts, nil,
+      function(key, member, score)
+        local group = groups[key]
+        if not group then
+          group = {}
+          groups[key] = group
+          order[#order + 1] = key
+        end
+        group[#group + 1] = score
+        group[#group + 1] = member
+      end,
+      function(key, constraint)
+        if claimed[key] then fail(index, 'unique', model.base, constraint) end
+        claimed[key] = constraint
+        claim_keys[#claim_keys + 1] = key
+        claim_owner[key] = index
+      end)
+    if failure then return failure end
+  end
+  for first = 1, #claim_keys, SLICE do
+    local slice = {unpack(claim_keys, first, math.min(first + SLICE - 1, #claim_keys))}
+    local found = redis.call('MGET', unpack(slice))
+    for i, key in ipairs(slice) do
+      local holder = found[i]
+      if holder then
+        local other = record(model, holder)
+        if other.exists and claims_of(other)[key] then
+          return {'err', claim_owner[key], 'unique', model.base, claimed[key]}
+        end
+      end
+    end
+  end
+  local states, expiries, plain_claims = {}, {}, {}
+  for index, spec in ipairs(specs) do
+    local key = model.base .. ':r:' .. escape(spec.id)
+    local exp = nil
+    if spec.ttl ~= '' then exp = now_ms() + tonumber(spec.ttl) end
+    exp = capped(model, spec.id, exp)
+    local mapping = {'id', spec.id}
+    for i = 1, #spec.writes do mapping[i + 2] = spec.writes[i] end
+    redis.call('HSET', key, unpack(mapping))
+    if exp then
+      redis.call('PEXPIREAT', key, exp)
+      expiries[#expiries + 1] = exp
+      expiries[#expiries + 1] = spec.id
+    end
+    if spec.line ~= '' then
+      states[#states + 1] = spec.id
+      states[#states + 1] = spec.line
+    end
+    spec.exp = exp
+  end
+  for _, key in ipairs(claim_keys) do
+    local spec = specs[claim_owner[key]]
+    if spec.exp then
+      redis.call('SET', key, spec.id, 'PXAT', spec.exp)
+    else
+      plain_claims[#plain_claims + 1] = key
+      plain_claims[#plain_claims + 1] = spec.id
+    end
+  end
+  if #plain_claims > 0 then call_sliced('MSET', nil, plain_claims, 2) end
+  for _, key in ipairs(order) do call_sliced('ZADD', key, groups[key], 2) end
+  if #states > 0 then call_sliced('HSET', model.st, states, 2) end
+  if #expiries > 0 then call_sliced('ZADD', model.exp, expiries, 2) end
+  local results = {'ok'}
+  for index = 1, count do results[index + 1] = true end
+  return results
+end
+
+if bulk then
+  local reply = bulk_create(int_arg())
+  if reply[1] == 'err' then return reply end
+  if sweep_limit > 0 then
+    for _, model in ipairs(models) do sweep(0, model, sweep_limit) end
+  end
+  for _, command in ipairs(queued) do redis.call(unpack(command)) end
+  return reply
+end
+
 local results = {'ok'}
 local creates_only = true
 for index = 1, int_arg() do
@@ -595,7 +699,6 @@ end
 -- Creates of distinct records touch distinct members, so their ZADD and HSET commands commute:
 -- a batch of creates sends one command per key (in slices Lua's unpack can take), not one per
 -- record; any other batch runs its commands in the order they were queued.
-local SLICE = 3000
 local function run_grouped()
   local groups, order = {}, {}
   for _, command in ipairs(queued) do
