@@ -43,3 +43,15 @@ async def test_upstash_example_runs(upstash_server: UpstashRestServer, raw: obje
     example = load_example("docs/examples/upstash.py")
     result = await example.main(upstash_server.url, upstash_server.token)
     assert result == {"same": True, "age": 37, "violated": "email", "count": 1, "guard": "script"}
+
+
+async def test_typed_queries_example_runs(redis_server: EmbeddedRedis, raw: object) -> None:
+    result = await load_example("docs/examples/typed_queries.py").main(redis_server.url)
+    assert result == {
+        "adults": ["di@example.com", "ada@example.com"],
+        "flagged": 2,
+        "others": ["bob@example.com", "di@example.com"],
+        "contacts": [("ada@example.com", 36), ("cy@example.com", 52), ("di@example.com", 41)],
+        "window": [41, 52],
+        "vip": "di@example.com",
+    }

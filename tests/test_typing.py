@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = "tests/typing_expression_checks.py"
+EXAMPLE = "docs/examples/typed_queries.py"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,7 +28,7 @@ def pyright(*files: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_mypy_strict_accepts_each_accepted_form_and_rejects_each_rejected_one() -> None:
-    result = run("mypy", "--strict", CHECKS)
+    result = run("mypy", "--strict", CHECKS, EXAMPLE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
