@@ -32,6 +32,21 @@ def test_mypy_strict_accepts_each_accepted_form_and_rejects_each_rejected_one() 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_mypy_plugin_rejects_each_misspelled_name_in_dict_literals(tmp_path: Path) -> None:
+    """``tests/typing_dict_checks.py``: field, operator, direction, relation and option names;
+    without its markers, each rejected line is one ``[orm-query]`` error."""
+    result = run("mypy", "--strict", "tests/typing_dict_checks.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    marked = (ROOT / "tests" / "typing_dict_checks.py").read_text()
+    bare = tmp_path / "typing_dict_bare.py"
+    bare.write_text(marked.replace("  # type: ignore[orm-query]", ""))
+    result = run("mypy", "--strict", str(bare))
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    rejected = [line for line in marked.splitlines() if line.endswith("  # type: ignore[orm-query]")]
+    assert len(errors) == len(rejected) > 10, result.stdout
+    assert all(line.endswith("[orm-query]") for line in errors), result.stdout
+
+
 def test_pyright_accepts_each_accepted_form_and_rejects_each_rejected_one() -> None:
     result = pyright()  # the files [tool.pyright] includes: every typing check
     assert result.returncode == 0, result.stdout + result.stderr
