@@ -61,8 +61,13 @@ def model_of(meta: ModelMeta, values: Mapping[str, Any]) -> Model:
     try:
         return meta.model.model_validate(dict(values))
     except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "record"
         raise ValidationError(
-            f"invalid {meta.name}: {exc}", errors=[dict(e) for e in exc.errors()], cause=exc
+            f"invalid {meta.name}: {first['msg']} ({where})",
+            errors=[dict(e) for e in exc.errors()],
+            cause=exc,
+            meta={"model": meta.name},
         ) from exc
 
 

@@ -121,7 +121,7 @@ async def forget(backend: Backend, meta: ModelMeta, vanished: Sequence[str]) -> 
 
 def _missing_cursor(meta: ModelMeta, cursor: str) -> NotFoundError:
     return NotFoundError(
-        f"{meta.name}: the cursor record {cursor!r} does not exist",
+        f"{meta.name}: the record the cursor names does not exist (any more)",
         meta={"model": meta.name, "cursor": cursor},
     )
 

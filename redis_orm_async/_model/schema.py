@@ -273,11 +273,34 @@ class ModelMeta:
                 if by_name
                 else validator.validate_python(values)
             )
-        except (ValueError, pydantic.ValidationError) as exc:
+        except pydantic.ValidationError as exc:
             raise ValidationError(
-                f"stored {self.name} record {preview(id_text)} does not fit the model: {exc}", cause=exc
+                f"stored {self.name} record {preview(id_text)} does not fit the model: "
+                f"{exc.errors()[0]['msg']} ({_location(exc)})",
+                errors=[dict(e) for e in exc.errors()],
+                cause=exc,
+                meta={"model": self.name},
+            ) from exc
+        except ValueError as exc:
+            field = self._unreadable_field(stored)
+            raise ValidationError(
+                f"stored {self.name} record {preview(id_text)} does not fit the model: a stored "
+                f"value cannot be read ({type(exc).__name__})",
+                cause=exc,
+                meta={"model": self.name, "field": field},
             ) from exc
         return instance
+
+    def _unreadable_field(self, stored: Mapping[str, str]) -> str:
+        """Which stored text its field's decoder refuses (looked for only once one did)."""
+        for name, decode in self._decoding[1]:
+            text = stored.get(name)
+            if text is not None:
+                try:
+                    decode(text)
+                except ValueError:
+                    return name
+        return "record"
 
     def validate_names(self, values: Mapping[str, Any]) -> Model:
         """Validate a mapping the ORM built itself, keyed by attribute names (an updated record,

@@ -86,33 +86,39 @@ end
 -- fields with facts (name, needs: t token, s score, x lex text), of the equality, range and lex
 -- fields, and of the unique constraints (name, #fields, fields). Answers the model and the
 -- position after it.
+local function read_list(words, at, list)
+  local count = tonumber(words[at])
+  for i = 1, count do list[i] = words[at + i] end
+  return at + count + 1
+end
+
 local function read_model(at)
   local words = ARGV
   local base = words[at]
-  local model = {
+  local facts, needs, equality, range, lex, uniques = {}, {}, {}, {}, {}, {}
+  local count = tonumber(words[at + 3])
+  local i = at + 4
+  for k = 1, count do
+    local name = words[i]
+    facts[k] = name
+    needs[name] = words[i + 1]
+    i = i + 2
+  end
+  i = read_list(words, i, equality)
+  i = read_list(words, i, range)
+  i = read_list(words, i, lex)
+  count = tonumber(words[i])
+  i = i + 1
+  for k = 1, count do
+    local name, fields = words[i], {}
+    i = read_list(words, i + 1, fields)
+    uniques[k] = {name = name, fields = fields}
+  end
+  return {
     base = base, ids = base .. ':ids', st = base .. ':st', exp = base .. ':exp',
     int_ids = words[at + 1] == 'i', max_life = tonumber(words[at + 2]),
-    facts = {}, needs = {}, equality = {}, range = {}, lex = {}, uniques = {},
-  }
-  at = at + 3
-  for i = 1, tonumber(words[at]) do
-    local name = words[at + 2 * i - 1]
-    model.facts[i] = name
-    model.needs[name] = words[at + 2 * i]
-  end
-  at = at + 2 * tonumber(words[at]) + 1
-  for _, list in ipairs({model.equality, model.range, model.lex}) do
-    for i = 1, tonumber(words[at]) do list[i] = words[at + i] end
-    at = at + tonumber(words[at]) + 1
-  end
-  for i = 1, tonumber(words[at]) do
-    local count = tonumber(words[at + 2])
-    local fields = {}
-    for j = 1, count do fields[j] = words[at + 2 + j] end
-    model.uniques[i] = {name = words[at + 1], fields = fields}
-    at = at + 2 + count
-  end
-  return model, at + 1
+    facts = facts, needs = needs, equality = equality, range = range, lex = lex, uniques = uniques,
+  }, i
 end
 
 -- A state line: one row per field with facts, 'name\ttoken\tscore\tlex', rows joined by '\n'.

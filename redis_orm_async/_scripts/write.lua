@@ -50,7 +50,7 @@ for i = 1, int_arg() do
   position = after - 1
 end
 local sweep_limit = int_arg()
-local bulk = arg() == 'B' 
+local bulk = arg() == 'B'
 
 local queued = {}
 local function queue(...) queued[#queued + 1] = {...} end
@@ -65,7 +65,6 @@ local function holder_of(claim)
   return holder
 end
 
--- the overlay: one table per record touched, loaded once and changed as operations apply
 -- whether any record of the model may expire: only then is its expiry ZSET read
 local function expiring(model)
   if model.expiring == nil then model.expiring = redis.call('EXISTS', model.exp) == 1 end
