@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
-from redis_orm_async import Model, UniqueConstraintError
+from redis_orm_async import Model, UniqueConstraintError, asc
 
 from .env import LINES, ORM, RAW, RAW_BATCHED, RAW_WATCH, Env, Settings
 from .measure import Outcome, Timed, batched, per_op, whole
@@ -278,6 +278,26 @@ class AgeRange(QueryCase):
         return env.raw.users_by_age(20, 30, env.settings.page)
 
 
+class ByStatusExpression(ByStatus):
+    """W3 written with field expressions: the same query model, so the same plan and cost."""
+
+    key = "W3-expr"
+    title = 'User.status == "active", page of 50'
+
+    def orm_call(self, env: Env) -> Awaitable[Any]:
+        return env.users.find_many(User.status == "active", take=env.settings.page)
+
+
+class AgeRangeExpression(AgeRange):
+    key = "W4-expr"
+    title = "User.age >= 20, User.age < 30 by asc(User.age), first 50"
+
+    def orm_call(self, env: Env) -> Awaitable[Any]:
+        return env.users.find_many(
+            User.age >= 20, User.age < 30, order_by=asc(User.age), take=env.settings.page
+        )
+
+
 def author_of(post: Any) -> Any:
     """The author the ORM loaded onto a post."""
     return getattr(post, "author", None)
@@ -297,6 +317,27 @@ class PostsWithAuthors(QueryCase):
         if first and isinstance(first[0], Post):
             first = [(post, author_of(post)) for post in first]
         return [(comparable(post, skip=("author",)), comparable(author)) for post, author in first]
+
+
+class AuthorsWithFirstPosts(QueryCase):
+    """W5's relation the other way round, paged per parent: each of 100 users with its first 3
+    posts. The ORM reads each author's window of its post index (one pipeline of read scripts),
+    so its server commands do not grow with the posts it leaves out."""
+
+    key = "W5-take3"
+    workload = "W5"
+    title = "100 users, each with its first 3 posts"
+
+    def orm_call(self, env: Env) -> Awaitable[Any]:
+        return env.users.find_many(take=env.settings.authors_take, include={"posts": {"take": 3}})
+
+    def raw_call(self, env: Env) -> Awaitable[Any]:
+        return env.raw.authors_with_posts(env.settings.authors_take, 3)
+
+    def digest(self, first: Any) -> Any:
+        if first and isinstance(first[0], User):
+            first = [(user, user.posts) for user in first]
+        return [(comparable(user), [comparable(post) for post in posts]) for user, posts in first]
 
 
 class UpdateStatus(Case):
@@ -438,8 +479,11 @@ def user_cases(settings: Settings) -> list[Case]:
         GetById(False, settings),
         GetById(True, settings),
         ByStatus(),
+        ByStatusExpression(),
         AgeRange(),
+        AgeRangeExpression(),
         PostsWithAuthors(),
+        AuthorsWithFirstPosts(),
         UpdateStatus(),
         Delete(),
         Create(False, settings),

@@ -41,6 +41,8 @@ class Settings:
     create_many_chunk: int = 500
     page: int = 50
     posts_take: int = 1000
+    authors_take: int = 100
+    """W5-take3: authors read, each with its first 3 posts."""
     run_budget_s: float = 4.0
     """W9 and W10: a run stops taking new operations after this long (the old core's contended
     touches and backlogged reads are slow), and reports the operations it did."""
@@ -52,9 +54,9 @@ class Settings:
     @classmethod
     def smoke(cls) -> Settings:
         """A handful of operations per case: checks that everything runs and agrees, in seconds."""
-        ops = {"W1-seq": 12, "W1-c64": 70, "W2-seq": 12, "W2-c64": 70, "W3": 4, "W4": 4, "W5": 2,
-               "W6": 12, "W7": 12, "W8": 1020, "W9": 100, "W10-fresh": 4, "W10-expired": 4, "W11": 70,
-               "W12": 70}  # fmt: skip
+        ops = {"W1-seq": 12, "W1-c64": 70, "W2-seq": 12, "W2-c64": 70, "W3": 4, "W3-expr": 4, "W4": 4,
+               "W4-expr": 4, "W5": 2, "W5-take3": 2, "W6": 12, "W7": 12, "W8": 1020, "W9": 100,
+               "W10-fresh": 4, "W10-expired": 4, "W11": 70, "W12": 70}  # fmt: skip
         return cls(
             "smoke", 2, users=300, posts=150, authors=40, ops=ops, warmup=3,
             live_sessions=200, expired_sessions=1500, bulk_chunk=200, create_many_chunk=500,
@@ -63,8 +65,9 @@ class Settings:
     @classmethod
     def quick(cls) -> Settings:
         ops = {"W1-seq": 1000, "W1-c64": 2000, "W2-seq": 2000, "W2-c64": 4000, "W3": 300,
-               "W4": 300, "W5": 5, "W6": 1000, "W7": 1000, "W8": 10_000, "W9": 500,
-               "W10-fresh": 300, "W10-expired": 300, "W11": 4000, "W12": 4000}  # fmt: skip
+               "W3-expr": 300, "W4": 300, "W4-expr": 300, "W5": 5, "W5-take3": 50, "W6": 1000,
+               "W7": 1000, "W8": 10_000, "W9": 500, "W10-fresh": 300, "W10-expired": 300, "W11": 4000,
+               "W12": 4000}  # fmt: skip
         return cls(
             "quick", 3, users=5000, posts=2000, authors=500, ops=ops, warmup=100,
             live_sessions=2000, expired_sessions=100_000,
@@ -73,8 +76,9 @@ class Settings:
     @classmethod
     def full(cls) -> Settings:
         ops = {"W1-seq": 5000, "W1-c64": 10_000, "W2-seq": 10_000, "W2-c64": 20_000, "W3": 2000,
-               "W4": 2000, "W5": 20, "W6": 5000, "W7": 5000, "W8": 10_000, "W9": 2000,
-               "W10-fresh": 2000, "W10-expired": 2000, "W11": 20_000, "W12": 20_000}  # fmt: skip
+               "W3-expr": 2000, "W4": 2000, "W4-expr": 2000, "W5": 20, "W5-take3": 200, "W6": 5000,
+               "W7": 5000, "W8": 10_000, "W9": 2000, "W10-fresh": 2000, "W10-expired": 2000,
+               "W11": 20_000, "W12": 20_000}  # fmt: skip
         return cls(
             "full", 5, users=20_000, posts=5000, authors=2000, ops=ops, warmup=300,
             live_sessions=5000, expired_sessions=100_000, run_budget_s=10.0,

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
 
-from redis_orm_async import BelongsTo, Field, Model, Schema, belongs_to
+from redis_orm_async import BelongsTo, Field, HasMany, Model, Schema, belongs_to, has_many
 
 STATUSES = ("active", "inactive", "banned")
 AGE_RANGE = (18, 80)
@@ -28,6 +28,7 @@ class User(Model):
     name: str
     age: int = Field(index=True)
     status: str = Field(index=True)
+    posts: ClassVar[HasMany[Post]] = has_many("Post", foreign_key="author_id")
 
 
 class Post(Model):

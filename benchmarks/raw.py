@@ -277,6 +277,25 @@ class RawStore:
         }
         return [(post, authors.get(post.author_id)) for post in posts]
 
+    async def authors_with_posts(self, take: int, per_author: int) -> list[tuple[RawUser, list[RawPost]]]:
+        """The first ``take`` users in id order, each with its first ``per_author`` posts in id
+        order: the users' ids, their records, one window of each one's post index, the posts."""
+        async with self.redis.connection() as connection:
+            (ids,) = await self.redis.checked(connection, [("ZRANGE", USER_IDS, 0, take - 1)])
+            stored = await self.redis.checked(connection, [("HGETALL", user_key(i)) for i in ids])
+            users = [RawUser.model_validate(record) for record in stored if record]
+            windows = await self.redis.checked(
+                connection, [("ZRANGE", author_key(user.id), 0, per_author - 1) for user in users]
+            )
+            post_ids = [i for window in windows for i in window]
+            stored_posts = await self.redis.checked(connection, [("HGETALL", post_key(i)) for i in post_ids])
+        posts = {i: RawPost.model_validate(record) for i, record in zip(post_ids, stored_posts, strict=True)
+                 if record}  # fmt: skip
+        return [
+            (user, [posts[i] for i in window if i in posts])
+            for user, window in zip(users, windows, strict=True)
+        ]
+
     # Sessions: W9 and W10.
 
     async def create_sessions(

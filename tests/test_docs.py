@@ -236,3 +236,15 @@ def test_the_explain_output_shown_in_the_docs_is_what_explain_prints() -> None:
     )  # explain does no I/O: the client never connects
     plan = orm.repo(example.Post).explain(where={"likes": {"gte": 10}}, order_by={"likes": "desc"}, take=2)
     assert str(plan) == (ROOT / "docs/examples/explain.txt").read_text().rstrip("\n")
+
+
+async def test_typed_queries_example_runs(redis_server: EmbeddedRedis, raw: object) -> None:
+    result = await load_example("docs/examples/typed_queries.py").main(redis_server.url)
+    assert result == {
+        "adults": ["di@example.com", "ada@example.com"],
+        "flagged": 2,
+        "others": ["bob@example.com", "di@example.com"],
+        "contacts": [("ada@example.com", 36), ("cy@example.com", 52), ("di@example.com", 41)],
+        "window": [41, 52],
+        "vip": "di@example.com",
+    }

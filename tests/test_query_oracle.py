@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from redis_orm_async import Field, Model, Orm, Schema
+from redis_orm_async import Condition, Field, Model, Order, Orm, Schema, and_, asc, col, desc, not_, or_
 
 MakeOrm = Callable[..., Orm]
 
@@ -301,6 +301,69 @@ def order_by(order: list[tuple[str, bool]]) -> list[dict[str, str]]:
     return [{name: "desc" if descending else "asc"} for name, descending in order]
 
 
+OPERATORS = {"eq", "not", "in", "gt", "gte", "lt", "lte", "contains", "startswith"}
+
+
+def expressions(model: type[Model], where: dict[str, Any] | None, spelling: int = 0) -> list[Condition]:
+    """The same where as field expressions (``Rec.n >= 3``), spelled with operators or with
+    and_/or_/not_ in turn, for the oracle to judge the expression form by the dict form's answer."""
+    if where is None:
+        return []
+    out: list[Condition] = []
+    for number, (key, value) in enumerate(where.items()):
+        turn = spelling + number
+        if key in ("AND", "OR", "NOT"):
+            clauses = value if isinstance(value, list) else [value]
+            parts = [_joined(expressions(model, clause, turn + 1), turn) for clause in clauses]
+            if key == "AND":
+                out.append(and_(*parts))
+            elif key == "OR":
+                out.append(_any(parts, turn))
+            else:
+                out.append(and_(*[(~part if turn % 2 else not_(part)) for part in parts]))
+        else:
+            out.append(_field_expression(model, key, value, turn))
+    return out
+
+
+def _joined(parts: list[Condition], turn: int) -> Condition:
+    if len(parts) == 2 and turn % 2:
+        return parts[0] & parts[1]
+    return and_(*parts)
+
+
+def _any(parts: list[Condition], turn: int) -> Condition:
+    if len(parts) == 2 and turn % 2:
+        return parts[0] | parts[1]
+    return or_(*parts)
+
+
+def _field_expression(model: type[Model], name: str, value: Any, turn: int) -> Condition:
+    field = col(getattr(model, name))
+    is_ops = isinstance(value, dict) and (name != "j" or (value and set(value) <= {"eq", "not", "in"}))
+    if not is_ops:
+        return field == value
+    if set(value) == {"gte", "lte"} and turn % 2:
+        return field.range(value["gte"], value["lte"])
+    tests: list[Condition] = []
+    for op, operand in value.items():
+        if op == "not" and isinstance(operand, dict) and (name != "j" or set(operand) <= OPERATORS):
+            tests.append(not_(_field_expression(model, name, operand, turn)))
+        elif op == "not":
+            tests.append(field != operand)
+        else:
+            tests.append({
+                "eq": lambda v: field == v, "in": lambda v: field.in_(v), "gt": lambda v: field > v,
+                "gte": lambda v: field >= v, "lt": lambda v: field < v, "lte": lambda v: field <= v,
+                "contains": lambda v: field.contains(v), "startswith": lambda v: field.startswith(v),
+            }[op](operand))  # fmt: skip
+    return tests[0] if len(tests) == 1 else and_(*tests)
+
+
+def ordered(model: type[Model], order: list[tuple[str, bool]]) -> list[Order]:
+    return [(desc if descending else asc)(getattr(model, name)) for name, descending in order]
+
+
 async def assert_queries_match_the_oracle(
     repo: Any, created: list[Any], queries: list[dict[str, Any]], *, int_ids: bool
 ) -> None:
@@ -320,6 +383,13 @@ async def assert_queries_match_the_oracle(
             assert found == [next(c for c in created if c.id == i) for i in expected]
         matching = sum(oracle_match(r, where, int_ids) for r in created)
         assert await repo.count(where=where) == matching, f"{where}\n{repo.explain(where=where, count=True)}"
+        conditions = expressions(repo.model, where, spec["skip"])
+        found = await repo.find_many(
+            *conditions, order_by=ordered(repo.model, order), take=spec["take"], skip=spec["skip"],
+            cursor=None if cursor is None else cursor.id,
+        )  # fmt: skip
+        assert [r.id for r in found] == expected, f"expressions {conditions} of {where} {order} {spec}"
+        assert await repo.count(*conditions) == matching, f"expressions of {where}"
 
 
 @settings(max_examples=70)
@@ -396,9 +466,12 @@ async def test_bulk_writes_select_what_the_oracle_selects(
     chosen = {r.id for r in created if oracle_match(r, where, False)}
     assert await repo.update_many(where=where, data={"m": 7}) == len(chosen)
     assert {r.id for r in await repo.find_many(where={"m": 7})} == chosen
+    chosen = {r.id for r in await repo.find_many() if oracle_match(r, where, False)}  # m changed
+    assert await repo.update_many(and_(*expressions(Rec, where)), {"u": "zz"}) == len(chosen)
+    assert {r.id for r in await repo.find_many(Rec.u == "zz")} == chosen
     where = data["queries"][1]["where"] or {}
     doomed = {r.id for r in await repo.find_many() if oracle_match(r, where, False)}
-    assert await repo.delete_many(where=where) == len(doomed)
+    assert await repo.delete_many(and_(*expressions(Rec, where))) == len(doomed)
     assert {r.id for r in await repo.find_many()} == {r.id for r in created} - doomed
     assert (await orm.audit(Rec)).ok
 

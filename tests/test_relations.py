@@ -6,9 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+import anyio
 import pytest
 import redis.asyncio as aioredis
 
@@ -25,6 +27,7 @@ from redis_orm_async import (
     Schema,
     SchemaError,
     belongs_to,
+    create_orm,
     has_many,
     has_one,
     many_to_many,
@@ -326,3 +329,65 @@ async def test_the_query_and_relations_example_runs(redis_server: Any, raw: aior
         "liked": 3,
         "strategy": "page",
     }
+
+
+async def test_nested_pages_are_read_per_parent_and_match_paging_every_child(
+    make_orm: MakeOrm, raw: aioredis.Redis
+) -> None:
+    """A nested take/skip reads each parent's window of its key index; the answer is what paging
+    every child in Python gives, expired children and stale entries included."""
+    orm = make_orm(SCHEMA)
+    writers = await orm.repo(Writer).create_many([{"name": f"w{i}"} for i in range(5)])
+    await orm.repo(Entry).create_many(
+        [{"title": f"t{w}-{i}", "writer_id": writer.id, "stars": (i * 5) % 7}
+         for w, writer in enumerate(writers) for i in range(w * 4)]
+    )  # fmt: skip
+    brief = await orm.repo(Entry).create_many(
+        [{"title": "brief", "writer_id": writers[3].id, "stars": 6}] * 3, ttl=timedelta(milliseconds=20)
+    )
+    await anyio.sleep(0.05)
+    everything = await orm.repo(Writer).find_many(include={"posts": True})
+    for options in (
+        {"take": 3},
+        {"take": 2, "skip": 3, "order_by": {"stars": "desc"}},
+        {"skip": 5},
+        {"where": {"stars": {"gte": 2}}, "order_by": [{"stars": "asc"}, {"title": "desc"}], "take": 4},
+    ):
+        loaded = await orm.repo(Writer).find_many(include={"posts": options})
+        plan = orm.repo(Entry).explain(where=options.get("where"), order_by=options.get("order_by"))
+        for writer, whole in zip(loaded, everything, strict=True):
+            wanted = await orm.repo(Entry).find_many(
+                where={"AND": [{"writer_id": writer.id}, options.get("where") or {}]},
+                order_by=options.get("order_by"), take=options.get("take"), skip=options.get("skip", 0),
+            )  # fmt: skip
+            assert [p.id for p in writer.posts] == [p.id for p in wanted], (options, str(plan))
+            assert {p.id for p in writer.posts} <= {p.id for p in whole.posts}
+            assert not {p.id for p in writer.posts} & {b.id for b in brief}
+
+
+async def test_nested_pages_cost_nothing_for_the_children_left_out(
+    redis_server: Any, raw: aioredis.Redis
+) -> None:
+    """Server commands (INFO commandstats, a script's own calls included) and round trips of a
+    nested take=3 are the same for a writer with 3 posts and for one with 400."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    orm = create_orm(SCHEMA, client)
+    few, many = await orm.repo(Writer).create_many([{"name": "few"}, {"name": "many"}])
+    await orm.repo(Entry).create_many(
+        [{"title": f"f{i}", "writer_id": few.id} for i in range(3)]
+        + [{"title": f"m{i}", "writer_id": many.id} for i in range(400)]
+    )
+
+    async def calls() -> int:
+        stats = await raw.info("commandstats")
+        return sum(int(value["calls"]) for name, value in stats.items() if name != "cmdstat_info")
+
+    async def cost(writer: Writer) -> tuple[int, int]:
+        await orm.repo(Writer).find_many(where={"id": writer.id}, include={"posts": {"take": 3}})
+        before, trips = await calls(), orm.backend.stats.round_trips
+        found = await orm.repo(Writer).find_many(where={"id": writer.id}, include={"posts": {"take": 3}})
+        assert len(found[0].posts) == 3
+        return await calls() - before, orm.backend.stats.round_trips - trips
+
+    assert await cost(few) == await cost(many)
+    await client.aclose()

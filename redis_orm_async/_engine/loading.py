@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Any
+import dataclasses
+import functools
+from collections.abc import Callable, Collection, Coroutine, Sequence
+from typing import Any, is_typeddict
+
+import anyio
+import pydantic
 
 from .._backends.protocol import Backend
 from .._errors import ValidationError
 from .._model.model import Model, attach_relations
+from .._model.relations import RelationMeta
 from .._model.schema import ModelMeta, Schema
 from .._query.match import page
-from .._query.parse import Query, Row
+from .._query.parse import And, Compare, Query, Row
 from .._query.selection import Nested, Selection, selection_fields
-from .reads import fetch_rows, forget, read_rows
+from .reads import fetch_rows, forget, read_pages, read_rows
 
 
 def build_instance(meta: ModelMeta, row: Row, fields: Collection[str] | None) -> Model:
@@ -40,20 +46,71 @@ def build_instance(meta: ModelMeta, row: Row, fields: Collection[str] | None) ->
     return instance
 
 
+def project(meta: ModelMeta, rows: Sequence[Row], projection: type[Any]) -> list[Any]:
+    """Rows as a projection class that names only some of the model's fields: typed results with
+    nothing missing at run time. A TypedDict gets the fields' values as the model validates them;
+    a Pydantic model validates them again into its own fields."""
+    typed_dict = is_typeddict(projection)
+    names = list(projection.__annotations__) if typed_dict else list(projection.model_fields)
+    out: list[Any] = []
+    for row in rows:
+        instance = build_instance(meta, row, names)
+        values = {name: getattr(instance, name) for name in names}
+        if typed_dict:
+            out.append(values)
+            continue
+        try:
+            out.append(projection.model_validate(values, by_alias=False, by_name=True))
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValidationError(
+                f"{meta.name} record {row['id']!r} does not fit {projection.__name__}: {first['msg']} "
+                f"({'.'.join(str(part) for part in first['loc'])})",
+                errors=[dict(e) for e in exc.errors()],
+                cause=exc,
+                meta={"model": meta.name},
+            ) from exc
+    return out
+
+
+async def gather(calls: Sequence[Callable[[], Coroutine[Any, Any, None]]]) -> None:
+    """Run calls concurrently; the first failure is raised as itself (an ``OrmError``), not
+    wrapped in the task group's exception group."""
+    try:
+        async with anyio.create_task_group() as group:
+            for call in calls:
+                group.start_soon(call)
+    except BaseExceptionGroup as errors:
+        first: BaseException = errors
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from first.__cause__
+
+
 async def materialize(
     backend: Backend, schema: Schema, meta: ModelMeta, rows: Sequence[Row], selection: Selection
-) -> list[Model]:
-    """Build the instances of one level and load their relations, one batch per relation."""
+) -> list[Any]:
+    """Build the instances of one level and load their relations, one batch per relation, the
+    relations of one level at once."""
     fields = selection.fields
+    if selection.projection is not None:
+        return project(meta, rows, selection.projection)
     if not selection.relations:
         if fields is None:  # whole records: decoded directly, the one call per row that matters
             decode = meta.decode
             return [decode(row["id"], row) for row in rows]
         return [build_instance(meta, row, fields) for row in rows]
-    loaded = [
-        (name, nested.relation.to_many, await _load(backend, schema, meta, rows, nested))
-        for name, nested in selection.relations.items()
-    ]
+    values: dict[str, dict[str, Any]] = {}
+
+    async def load(name: str, nested: Nested) -> None:
+        values[name] = await _load(backend, schema, meta, rows, nested)
+
+    if len(selection.relations) == 1:
+        for name, nested in selection.relations.items():
+            await load(name, nested)
+    else:
+        await gather([functools.partial(load, name, nested) for name, nested in selection.relations.items()])
+    loaded = [(name, nested.relation.to_many, values[name]) for name, nested in selection.relations.items()]
     instances: list[Model] = []
     for row in rows:
         instance = build_instance(meta, row, fields)
@@ -81,6 +138,32 @@ async def _lookup(
     return {parent: sorted(reply) for parent, reply in zip(parent_ids, replies, strict=True)}
 
 
+async def _windows(
+    backend: Backend,
+    target: ModelMeta,
+    relation: RelationMeta,
+    nested: Nested,
+    parents: Sequence[str],
+    fields: Collection[str] | None,
+) -> dict[str, list[Row]] | None:
+    """Each parent's page of children read on its own, when a page is all that is wanted (a
+    nested ``take``/``skip``, or a has-one's first child): one read script per parent walks
+    that parent's key index from the page's start, all in one pipeline, so no child outside a
+    page is read. None when the pages cannot be read that way (an unindexed nested where, a
+    server without scripts): then every child is read and paged in Python."""
+    query = nested.query
+    if relation.kind == "has_one":
+        query = dataclasses.replace(query, take=1)
+    elif query.take is None and not query.skip:
+        return None
+    key = relation.foreign_key
+    pages = [
+        dataclasses.replace(query, where=And((Compare(key, "eq", parent), query.where))) for parent in parents
+    ]
+    found = await read_pages(backend, target, pages, fields)
+    return None if found is None else dict(zip(parents, found, strict=True))
+
+
 async def _load(
     backend: Backend, schema: Schema, meta: ModelMeta, rows: Sequence[Row], nested: Nested
 ) -> dict[str, Any]:
@@ -96,17 +179,22 @@ async def _load(
         by_link = dict(zip(found, built, strict=True))
         return {parent: None if link is None else by_link.get(link) for parent, link in links.items()}
     parents = [row["id"] for row in rows]
-    groups: dict[str, list[Row]]
+    groups: dict[str, list[Row]] | None = None
     if relation.kind in ("has_one", "has_many"):
+        groups = await _windows(backend, target, relation, nested, parents, fields)
+    if groups is not None:
+        pass  # each parent's window is already its page
+    elif relation.kind in ("has_one", "has_many"):
         key = relation.foreign_key
         children = await _lookup(backend, target, key, parents)
         wanted = None if fields is None else {*fields, key}
         found = await fetch_rows(backend, target, [c for ids in children.values() for c in ids], wanted)
         await forget(backend, target, [c for ids in children.values() for c in ids if c not in found])
         groups = {
-            parent: [found[c] for c in ids if c in found and found[c].get(key) == parent]
+            parent: page(target, [found[c] for c in ids if c in found and found[c].get(key) == parent],
+                         nested.query)
             for parent, ids in children.items()
-        }
+        }  # fmt: skip
     else:
         assert relation.through is not None and relation.target_key is not None
         join = schema.by_name(relation.through)
@@ -122,7 +210,7 @@ async def _load(
             linked[parent] = list(dict.fromkeys(t for t in targets if t is not None))
         found = await fetch_rows(backend, target, [t for ids in linked.values() for t in ids], fields)
         groups = {parent: [found[t] for t in ids if t in found] for parent, ids in linked.items()}
-    groups = {parent: page(target, members, nested.query) for parent, members in groups.items()}
+        groups = {parent: page(target, members, nested.query) for parent, members in groups.items()}
     unique = list({row["id"]: row for members in groups.values() for row in members}.values())
     instances = await materialize(backend, schema, target, unique, nested.selection)
     by_id = {row["id"]: instance for row, instance in zip(unique, instances, strict=True)}
@@ -133,7 +221,7 @@ async def _load(
 
 async def find_selected(
     backend: Backend, schema: Schema, meta: ModelMeta, query: Query, selection: Selection
-) -> list[Model]:
+) -> list[Any]:
     """Rows of one query with their selected relations: the whole of ``find_many``."""
     rows = await read_rows(backend, meta, query, selection_fields(meta, selection))
     return await materialize(backend, schema, meta, rows, selection)

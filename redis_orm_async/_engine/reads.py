@@ -450,6 +450,70 @@ async def _read(backend: Backend, run: Callable[[_Reader], Awaitable[T]]) -> T:
     return await run(PLAIN)
 
 
+async def _eval_pages(backend: Backend, plans: Sequence[Plan]) -> list[Any]:
+    """One pipeline of read scripts, one per plan; a server that lost the script (a restart, a
+    SCRIPT FLUSH) gets it loaded by one plain call, then the pipeline again."""
+    commands: list[Command] = [
+        ("EVALSHA", QUERY_SCRIPT.sha, len(plan.keys), *plan.keys, *plan.args) for plan in plans
+    ]
+    try:
+        return await backend.pipeline(commands)
+    except ScriptsRefused:
+        raise
+    except BackendError:
+        await backend.eval(QUERY_SCRIPT, plans[0].keys, plans[0].args)
+        return await backend.pipeline(commands)
+
+
+async def read_pages(
+    backend: Backend, meta: ModelMeta, queries: Sequence[Query], fields: Collection[str] | None
+) -> list[list[Row]] | None:
+    """Many pages of one model at once (a window of children per parent): one pipeline of read
+    scripts, then one pipeline of the records they chose, whatever the number of pages; each page
+    is exact as ``read_rows`` makes it (expired records skipped, rows re-checked, a page that lost
+    rows to a concurrent writer read again). None when some page is not an indexed ``page`` plan
+    or the server refuses scripts: the caller reads the plain way."""
+    if not queries or not backend.features.scripting:
+        return None
+    plans = [build_plan(meta, query, cached=False) for query in queries]
+    if any(plan.strategy not in ("page", "empty") or query.cursor is not None
+           for plan, query in zip(plans, queries, strict=True)):  # fmt: skip
+        return None
+    wanted = None if fields is None else set(fields).union(*(query.fields for query in queries))
+    results: list[list[Row] | None] = [[] if plan.strategy == "empty" else None for plan in plans]
+    skipped: list[str] = []
+    for attempt in range(1, PAGE_ATTEMPTS + 1):
+        todo = [number for number, result in enumerate(results) if result is None]
+        if not todo:
+            break
+        try:
+            replies = await _eval_pages(backend, [plans[number] for number in todo])
+        except ScriptsRefused:
+            return None
+        rows = await fetch_rows(backend, meta, [i for reply in replies for i in reply[1]], wanted)
+        for number, (lead, ids, expired) in zip(todo, replies, strict=True):
+            skipped.extend(expired)
+            query = queries[number]
+            test = matcher(meta, query.where)
+            good = [row for i in ids if (row := rows.get(i)) is not None and test(row)]
+            if len(good) < len(ids) and attempt < PAGE_ATTEMPTS:
+                continue
+            ordered = sort_rows(meta, good, query.order)
+            results[number] = ordered[lead : None if query.take is None else lead + query.take]
+    await forget(backend, meta, skipped)
+    return [result or [] for result in results]
+
+
+async def _looked_up(
+    backend: Backend, meta: ModelMeta, plan: Plan, query: Query, fields: Collection[str] | None
+) -> list[Row]:
+    """``lookup``: the named ids' records read in one pipeline, then filtered in Python (a gone
+    or expired record reads as empty and is left out)."""
+    rows = await fetch_rows(backend, meta, plan.ids, fields)
+    test = matcher(meta, query.where)
+    return [row for row in rows.values() if test(row)]
+
+
 async def read_rows(
     backend: Backend, meta: ModelMeta, query: Query, fields: Collection[str] | None = None
 ) -> list[Row]:
@@ -458,6 +522,9 @@ async def read_rows(
     wanted = None if fields is None else set(fields) | query.fields
     if plan.strategy == "empty":
         return []
+    if plan.strategy == "lookup":
+        rows = await fetch_rows(backend, meta, _with_cursor(list(plan.ids), query), wanted)
+        return _finish(meta, query, rows)
     return await _read(backend, lambda reader: reader.rows(backend, meta, plan, query, wanted))
 
 
@@ -466,6 +533,8 @@ async def count_rows(backend: Backend, meta: ModelMeta, query: Query) -> int:
     plan = build_plan(meta, query, "count")
     if plan.strategy == "empty":
         return 0
+    if plan.strategy == "lookup":
+        return len(await _looked_up(backend, meta, plan, query, query.fields))
     return await _read(backend, lambda reader: reader.count(backend, meta, plan, query))
 
 
@@ -474,6 +543,8 @@ async def select_ids(backend: Backend, meta: ModelMeta, query: Query) -> list[st
     plan = build_plan(meta, query, "ids")
     if plan.strategy == "empty":
         return []
+    if plan.strategy == "lookup":
+        return [row["id"] for row in await _looked_up(backend, meta, plan, query, query.fields)]
     return await _read(backend, lambda reader: reader.ids(backend, meta, plan, query))
 
 

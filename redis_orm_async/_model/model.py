@@ -10,15 +10,18 @@ Class keywords set per-model storage options, keeping everything about a model o
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic._internal._model_construction import ModelMetaclass
 from pydantic_core import PydanticUndefined
 
 from .._errors import SchemaError
+from .expressions import Col
 from .ids import new_ulid
 
 
@@ -74,8 +77,40 @@ def field_options(info: pydantic.fields.FieldInfo) -> FieldOptions:
     return FieldOptions()
 
 
+_BUILDING: ContextVar[bool] = ContextVar("_BUILDING", default=False)
+"""True while a model class is being built: Pydantic asks then whether a parent class has an
+attribute named like each field, and a field expression must not answer (it would read as a
+field shadowing a parent's attribute)."""
+
+
+class ModelClass(ModelMetaclass):
+    """Pydantic's model metaclass, which also answers ``User.age`` with a field expression.
+
+    Pydantic keeps fields off the class, so ``User.age`` would be an ``AttributeError``; this
+    ``__getattr__`` runs only then, and never for an instance's attributes, so instances, partial
+    instances, ``model_fields``, ``model_copy`` and relation descriptors behave as before. It is
+    hidden from type checkers, which read ``User.age`` as the field's declared type and report a
+    misspelled name."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> type:
+        token = _BUILDING.set(True)
+        try:
+            return super().__new__(mcs, name, bases, namespace, **kwargs)
+        finally:
+            _BUILDING.reset(token)
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(cls, name: str) -> Any:
+            if not name.startswith("_") and not _BUILDING.get():
+                fields = cls.__dict__.get("__pydantic_fields__")
+                if fields is not None and name in fields:
+                    return Col(cls, name)
+            return super().__getattr__(name)
+
+
 @dataclass_transform(kw_only_default=True, field_specifiers=(pydantic.Field, PrivateAttr, Field))
-class Model(BaseModel):
+class Model(BaseModel, metaclass=ModelClass):
     """Base class of stored models. Without an ``id`` declaration the id is a generated ULID.
 
     Class keywords: ``key_prefix``, ``unique_together``, ``ttl`` (the default life of a record)

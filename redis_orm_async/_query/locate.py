@@ -19,10 +19,31 @@ class Locator:
     claim: str | None = None
 
 
+def equalities(where: Mapping[str, Any]) -> dict[str, Any]:
+    """A unique where's values, ``{"email": {"eq": v}}`` read as ``{"email": v}``."""
+    return {
+        name: value["eq"] if isinstance(value, Mapping) and len(value) == 1 and "eq" in value else value
+        for name, value in where.items()
+    }
+
+
+def is_unique_where(meta: ModelMeta, where: Any) -> bool:
+    """Whether ``where`` names one record by its id or a whole unique constraint, with plain
+    non-null values: what ``update`` and ``delete`` locate directly rather than as a query."""
+    if not isinstance(where, Mapping) or not where:
+        return False
+    values = equalities(where)
+    if any(value is None or isinstance(value, Mapping | list | tuple | set) for value in values.values()):
+        return False
+    names = set(values)
+    return names == {"id"} or any(set(constraint.fields) == names for constraint in meta.uniques)
+
+
 def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
     """Turn a ``find_unique``-style where into a locator: by id, or by one unique constraint."""
     if not isinstance(where, Mapping) or not where:
         raise QueryError(f"{meta.name}: a unique lookup needs a non-empty where mapping")
+    where = equalities(where)
     for name, value in where.items():
         if isinstance(value, Mapping | list | tuple | set):
             raise QueryError(

@@ -7,7 +7,20 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
 from .._model.schema import ModelMeta
-from .parse import RANGE_OPS, And, Column, Compare, Not, OrderKey, Predicate, Query, Row, _text_key, columns
+from .parse import (
+    RANGE_OPS,
+    And,
+    Column,
+    Compare,
+    Not,
+    Or,
+    OrderKey,
+    Predicate,
+    Query,
+    Row,
+    _text_key,
+    columns,
+)
 
 Matcher: TypeAlias = Callable[[Row], bool]
 
@@ -182,3 +195,27 @@ def page(meta: ModelMeta, rows: Iterable[Row], query: Query, cursor_row: Row | N
         matching = sort_rows(meta, matching, query.order)
     end = None if query.take is None else query.skip + query.take
     return matching[query.skip : end]
+
+
+def after_row(meta: ModelMeta, order: Sequence[OrderKey], row: Row) -> Predicate:
+    """The rows strictly after ``row`` in ``order`` (which ends with the id), as a predicate: what
+    a cursor means, built from the row's own stored values, so that it holds when the row itself
+    is gone. "Equal" is equal in the order (a score range of one value), as ``sort_rows`` sees it."""
+    cols = columns(meta)
+    alternatives: list[Predicate] = []
+    ties: list[Predicate] = []
+    for key in order:
+        text = row.get(key.field)
+        sort_key = cols[key.field].sort_key
+        if text is not None and sort_key is not None and sort_key(text) is None:
+            text = None  # a NaN sorts as null
+        if text is None:
+            later: Predicate = Not(Compare(key.field, "eq", None)) if key.descending else Or(())
+            same: Predicate = Compare(key.field, "eq", None)
+        else:
+            beyond = Compare(key.field, "lt" if key.descending else "gt", text)
+            later = beyond if key.descending else Or((beyond, Compare(key.field, "eq", None)))
+            same = And((Compare(key.field, "gte", text), Compare(key.field, "lte", text)))
+        alternatives.append(And((*ties, later)))
+        ties.append(same)
+    return Or(tuple(alternatives))

@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .._errors import QueryError, ValidationError
+from .._model import expressions as expr
 from .._model.codec import datetime_micros, has_surrogate, preview
 from .._model.schema import MAX_SAFE_INT_ID
 
@@ -42,8 +43,12 @@ TEXT_OPS: frozenset[str] = frozenset({"contains", "startswith"})
 OPERATORS: tuple[str, ...] = ("eq", "in", "not", "gt", "gte", "lt", "lte", "contains", "startswith")
 RANGE_KINDS: frozenset[str] = frozenset({"int", "float", "decimal", "datetime", "date", "text"})
 
-OrderBy: TypeAlias = Mapping[str, str] | Sequence[Mapping[str, str]]
-"""``{"age": "desc"}`` or ``[{"age": "desc"}, {"name": "asc"}]``."""
+OrderBy: TypeAlias = (
+    Mapping[str, str] | expr.Order | Sequence[Mapping[str, str] | expr.Order]
+)
+"""``{"age": "desc"}``, ``[{"age": "desc"}, {"name": "asc"}]``, ``desc(User.age)`` or a list."""
+Where: TypeAlias = Mapping[str, Any] | expr.Condition | bool
+"""A dict-form where, or a field expression (a checker reads ``User.age > 1`` as ``bool``)."""
 Row: TypeAlias = Mapping[str, str]
 """A record as stored: field name to stored text, always with ``"id"``; absent means null."""
 
@@ -316,10 +321,15 @@ def _clauses(meta: ModelMeta, key: str, value: Any) -> list[Predicate]:
     )
 
 
-def parse_where(meta: ModelMeta, where: Mapping[str, Any] | None) -> Predicate:
-    """Turn a ``where`` mapping into a predicate, checking fields, operators and values."""
+def parse_where(meta: ModelMeta, where: Any) -> Predicate:
+    """Turn a ``where`` mapping, a field expression or a list of them into a predicate, checking
+    fields, operators and values."""
     if where is None:
         return TRUE
+    if isinstance(where, expr.Condition | bool):
+        return parse_condition(meta, where)
+    if isinstance(where, list | tuple) and all(isinstance(item, expr.Condition | bool) for item in where):
+        return _all([parse_condition(meta, item) for item in where]) if where else TRUE
     if not isinstance(where, Mapping):
         raise QueryError(f"{meta.name}: where must be a mapping, got {type(where).__name__}")
     items: list[Predicate] = []
@@ -335,19 +345,100 @@ def parse_where(meta: ModelMeta, where: Mapping[str, Any] | None) -> Predicate:
     return _all(items) if items else TRUE
 
 
+def _expression_field(meta: ModelMeta, model: type[Any], name: str, operator: str) -> Column:
+    """The column a field expression names, which must be one of this model's fields."""
+    if not (isinstance(model, type) and issubclass(meta.model, model)):
+        raise QueryError(
+            f"{model.__name__}.{name} is not a field of {meta.name}",
+            meta={"model": meta.name, "field": name, "operator": operator},
+        )
+    return column(meta, name, operator)
+
+
+def parse_condition(meta: ModelMeta, condition: Any) -> Predicate:
+    """A field expression as the same predicate its dict form gives."""
+    if isinstance(condition, expr.Compare):
+        col = _expression_field(meta, condition.model, condition.field, condition.op)
+        return _compare(meta, col, condition.op, condition.value)
+    if isinstance(condition, expr.Range):
+        col = _expression_field(meta, condition.model, condition.field, "range")
+        bounds = [
+            _compare(meta, col, op, value)
+            for op, value in (("gte", condition.minval), ("lte", condition.maxval))
+            if value is not None
+        ]
+        return _all(bounds) if bounds else TRUE
+    if isinstance(condition, expr.AllOf):
+        return And(tuple(parse_condition(meta, item) for item in condition.items))
+    if isinstance(condition, expr.AnyOf):
+        return Or(tuple(parse_condition(meta, item) for item in condition.items))
+    if isinstance(condition, expr.NotOf):
+        return Not(parse_condition(meta, condition.item))
+    if isinstance(condition, bool):
+        raise QueryError(
+            f"{meta.name}: got a plain {condition} where a condition was expected; compare a field "
+            f"on the class ({meta.name}.field == value), not an instance's value",
+            meta={"model": meta.name},
+        )
+    raise QueryError(
+        f"{meta.name}: expected a condition built from {meta.name}'s fields, got {type(condition).__name__}",
+        meta={"model": meta.name},
+    )
+
+
+def range_paging(
+    conditions: Sequence[Any], order_by: Any, take: int | None, skip: int
+) -> tuple[Any, int | None, int]:
+    """redisca's ``range(min, max, start, num)``, when it is a read's only condition, orders by
+    its field and pages by ``start``/``num`` unless the read says otherwise."""
+    if len(conditions) != 1 or not isinstance(conditions[0], expr.Range):
+        return order_by, take, skip
+    found = conditions[0]
+    if order_by is None:
+        order_by = expr.Order(found.model, found.field, False)
+    if take is None and found.num is not None:
+        take = found.num
+    if skip == 0:
+        skip = found.start
+    return order_by, take, skip
+
+
+def combine_where(conditions: Sequence[Any], where: Any) -> Any:
+    """Positional conditions and a ``where`` together, as one where (their AND)."""
+    if not conditions:
+        return where
+    if where is None:
+        return conditions[0] if len(conditions) == 1 else expr.AllOf(tuple(conditions))
+    return _Both(tuple(conditions), where)
+
+
+@dataclass(frozen=True, slots=True)
+class _Both:
+    """Positional conditions next to a ``where`` argument (parsed as their AND)."""
+
+    conditions: tuple[Any, ...]
+    where: Any
+
+
 def parse_order(meta: ModelMeta, order_by: Any) -> tuple[OrderKey, ...]:
     """``{"age": "desc"}`` or a list of such mappings; the id tie-break is appended, in the
     direction of the last key."""
     keys: list[OrderKey] = []
     if order_by is None:
         entries: Iterable[Any] = ()
-    elif isinstance(order_by, Mapping):
+    elif isinstance(order_by, Mapping | expr.Order | expr.Col):
         entries = [order_by]
     elif isinstance(order_by, list | tuple):
         entries = order_by
     else:
         raise QueryError(f"{meta.name}: order_by takes a mapping or a list of mappings")
     for entry in entries:
+        if isinstance(entry, expr.Order | expr.Col):
+            descending = isinstance(entry, expr.Order) and entry.descending
+            name = entry.field if isinstance(entry, expr.Order) else entry.name
+            model = entry.model
+            _expression_field(meta, model, name, "order_by")
+            entry = {name: "desc" if descending else "asc"}
         if not isinstance(entry, Mapping):
             raise QueryError(f"{meta.name}: each order_by entry must be a mapping like {{'age': 'asc'}}")
         for name, direction in entry.items():
@@ -380,7 +471,7 @@ def _count(meta: ModelMeta, name: str, value: Any) -> int:
 
 def parse_query(
     meta: ModelMeta,
-    where: Mapping[str, Any] | None = None,
+    where: Any = None,
     order_by: Any = None,
     take: int | None = None,
     skip: int = 0,
@@ -393,8 +484,13 @@ def parse_query(
             cursor_text = meta.id_text(cursor)
         except ValidationError as exc:
             raise QueryError(f"{meta.name}: bad cursor: {exc.message}", cause=exc) from exc
+    if isinstance(where, _Both):
+        parts = [*(parse_condition(meta, item) for item in where.conditions), parse_where(meta, where.where)]
+        predicate = _all(parts)
+    else:
+        predicate = parse_where(meta, where)
     return Query(
-        where=parse_where(meta, where),
+        where=predicate,
         order=parse_order(meta, order_by),
         take=None if take is None else _count(meta, "take", take),
         skip=_count(meta, "skip", skip),

@@ -28,6 +28,8 @@ Strategies:
   index; the script lists the tested ids and Python reads, filters and sorts them.
 - ``scan``: nothing narrows; the id ZSET is walked in batches (never KEYS).
 - ``count`` / ``ids``: an exact where counted (or its ids listed, for bulk writes) in the script.
+- ``lookup``: the where names its records' ids (``{"id": {"in": ids}}``, maybe AND more): they are
+  read directly in one pipeline and checked in Python, with no index walk at all.
 - ``empty``: the where can match nothing (``in: []``, ``OR: []``); no I/O at all.
 """
 
@@ -116,7 +118,7 @@ class Combined:
 Source: TypeAlias = Leaf | Smallest | Combined | Everything | None
 """``None``: nothing can match."""
 
-Strategy = Literal["empty", "page", "candidates", "scan", "count", "ids"]
+Strategy = Literal["empty", "lookup", "page", "candidates", "scan", "count", "ids"]
 Operation = Literal["find", "count", "ids"]
 Arg = str | int | float
 
@@ -417,6 +419,8 @@ class Plan:
     keys: tuple[str, ...] = ()
     args: tuple[Arg, ...] = ()
     """The read script's KEYS and ARGV (empty for strategies that run no script)."""
+    ids: tuple[str, ...] = ()
+    """``lookup``: the ids the where names, read directly."""
 
     @property
     def scans(self) -> bool:
@@ -427,6 +431,7 @@ class Plan:
     def round_trips(self) -> str:
         return {
             "empty": "0",
+            "lookup": "1 (one pipeline of record reads)",
             "page": "2 (script, then one pipeline of record reads)",
             "candidates": "2 (script, then pipelined record reads of every candidate)",
             "scan": "1 per batch of 500 ids",
@@ -439,9 +444,11 @@ class Plan:
         lines = [f"{self.operation} {self.model}: {self.strategy}{scan_note}"]
         if self.strategy == "page":
             lines.extend(self._walk_lines())
+        elif self.strategy == "lookup":
+            lines.append(f"  reads: the {len(self.ids)} named ids' records, each checked in Python")
         elif self.strategy != "empty":
             lines.append("  ids from: " + _render_source(self.source).replace("\n", "\n  "))
-        if self.strategy != "empty":
+        if self.strategy not in ("empty", "lookup"):
             if self.test == TRUE_TEST:
                 tested = "nothing"
             elif self.strategy == "page" and self._walk_decides():
@@ -544,9 +551,13 @@ _PLANS: weakref.WeakKeyDictionary[ModelMeta, dict[tuple[Query, Operation], Plan]
 )
 
 
-def build_plan(meta: ModelMeta, query: Query, operation: Operation = "find") -> Plan:
+def build_plan(meta: ModelMeta, query: Query, operation: Operation = "find", *, cached: bool = True) -> Plan:
     """Choose how to answer ``query``; pure, so ``explain`` costs nothing and a plan (immutable,
-    a function of the parsed query alone) is built once and reused."""
+    a function of the parsed query alone) is built once and reused. ``cached=False`` for the
+    one-off queries of a batch (a page of children per parent), which would only crowd out the
+    shapes an application repeats."""
+    if not cached:
+        return _new_plan(meta, query, operation)
     plans = _PLANS.get(meta)
     if plans is None:
         plans = _PLANS[meta] = {}
@@ -563,8 +574,11 @@ def _new_plan(meta: ModelMeta, query: Query, operation: Operation) -> Plan:
     source = source_of(test)
     order_index = _order_key(meta, query.order)
     strategy: Strategy
+    named = _named_ids(meta, source)
     if source is None or (operation == "find" and query.take == 0):
         strategy = "empty"
+    elif named is not None:
+        strategy = "lookup"
     elif exact and operation != "find":
         strategy = operation
     elif exact and order_index is not None:
@@ -603,11 +617,41 @@ def _new_plan(meta: ModelMeta, query: Query, operation: Operation) -> Plan:
         window=window,
         nulls=nulls,
         values=values,
+        ids=named if strategy == "lookup" and named is not None else (),
     )
     if strategy in ("page", "candidates", "count", "ids"):
         keys, args = compile_program(meta, plan)
         plan = replace(plan, keys=tuple(keys), args=tuple(args))
     return plan
+
+
+LOOKUP_LIMIT = 10_000
+"""The most ids a where may name and still be read directly (one pipeline of record reads)."""
+
+
+def _named_ids(meta: ModelMeta, source: Source) -> tuple[str, ...] | None:
+    """The ids a source lists when it is nothing but id equalities (``id in [...]``), or an AND
+    one of whose parts is: reading them is one pipeline, where walking each would be a lookup per
+    id inside the script."""
+    if isinstance(source, Smallest):
+        for item in source.items:
+            found = _named_ids(meta, item)
+            if found is not None:
+                return found
+        return None
+    items = source.items if isinstance(source, Combined) else (source,)
+    ids: list[str] = []
+    for item in items:
+        if not (isinstance(item, Leaf) and item.key == meta.keys.ids() and item.low == item.high):
+            return None
+        if item.kind == "X" and item.low.startswith("["):
+            ids.append(item.low[1:])
+        elif item.kind == "S" and meta.id_kind == "manual_int" and not item.low.startswith("("):
+            ids.append(str(int(float(item.low))))
+        else:
+            return None
+    unique = tuple(dict.fromkeys(ids))
+    return unique if len(unique) <= LOOKUP_LIMIT else None
 
 
 @dataclass

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, is_typeddict
+
+from pydantic import BaseModel
 
 from .._errors import QueryError
 from .._model.relations import RelationMeta
@@ -20,6 +22,8 @@ class Selection:
 
     fields: frozenset[str] | None = None
     relations: Mapping[str, Nested] = field(default_factory=dict)
+    projection: Any = None
+    """A typed projection: the Pydantic model or TypedDict class each row is validated into."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ def parse_selection(
     chosen = select if select is not None else include
     if chosen is None:
         return ALL
+    if select is not None and isinstance(select, type):
+        return Selection(projection_fields(meta, select), projection=select)
     kind = "select" if select is not None else "include"
     if not isinstance(chosen, Mapping):
         raise QueryError(f"{meta.name}: {kind} takes a mapping, got {type(chosen).__name__}")
@@ -88,6 +94,27 @@ def _nested(schema: Schema, meta: ModelMeta, relation: RelationMeta, value: Any)
     )
     selection = parse_selection(schema, target, value.get("select"), value.get("include"))
     return Nested(relation, query, selection)
+
+
+def projection_fields(meta: ModelMeta, projection: type[Any]) -> frozenset[str]:
+    """The fields a projection class names, each one a field of the model (or its id)."""
+    if isinstance(projection, type) and issubclass(projection, BaseModel):
+        names = list(projection.model_fields)
+    elif is_typeddict(projection):
+        names = list(projection.__annotations__)
+    else:
+        raise QueryError(
+            f"{meta.name}: select takes a mapping, a Pydantic model class or a TypedDict class, "
+            f"not {projection!r}",
+            meta={"model": meta.name, "operator": "select"},
+        )
+    for name in names:
+        if name != "id" and name not in meta.fields:
+            raise QueryError(
+                f"{projection.__name__}.{name} is not a field of {meta.name}{meta.field_hint(name)}",
+                meta={"model": meta.name, "field": name, "operator": "select"},
+            )
+    return frozenset({"id", *names})
 
 
 def selection_fields(meta: ModelMeta, selection: Selection, query: Query | None = None) -> set[str] | None:
