@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+import pydantic
 import pytest
 import redis.asyncio as aioredis
 
@@ -245,3 +246,19 @@ async def test_repair_marks_what_it_rebuilt_and_records_without_a_marker_are_tru
     assert await fresh.repo(AuthorV2).count(where={"country": "FR"}) == 10, (
         "data written before markers existed is trusted"
     )
+
+
+class PersonCard(pydantic.BaseModel):
+    email: str
+    age: int
+
+
+async def test_stored_names_behind_expressions_projections_and_streams(make_orm: MakeOrm) -> None:
+    people = make_orm(Schema([Person, Seat])).repo(Person)
+    await people.create_many([{"email": f"s{n}@x.io", "age": n, "name": f"S{n}"} for n in range(6)])
+    older = await people.find_many(Person.age >= 4, order_by={"age": "asc"})  # type: ignore[operator]
+    assert [p.email for p in older] == ["s4@x.io", "s5@x.io"]
+    cards = await people.find_many(where={"age": {"lt": 2}}, select=PersonCard)
+    assert [(c.email, c.age) for c in cards] == [("s0@x.io", 0), ("s1@x.io", 1)]
+    streamed = [p.age async for p in people.stream(where={"name": {"startswith": "S"}}, batch=2)]
+    assert sorted(streamed) == list(range(6))

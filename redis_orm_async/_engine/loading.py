@@ -46,15 +46,21 @@ def build_instance(meta: ModelMeta, row: Row, fields: Collection[str] | None) ->
     return instance
 
 
+def _stored_name(meta: ModelMeta, attribute: str) -> str:
+    field = meta.field(attribute)
+    return attribute if field is None else field.name
+
+
 def project(meta: ModelMeta, rows: Sequence[Row], projection: type[Any]) -> list[Any]:
     """Rows as a projection class that names only some of the model's fields: typed results with
     nothing missing at run time. A TypedDict gets the fields' values as the model validates them;
     a Pydantic model validates them again into its own fields."""
     typed_dict = is_typeddict(projection)
     names = list(projection.__annotations__) if typed_dict else list(projection.model_fields)
+    stored = [name if name == "id" else _stored_name(meta, name) for name in names]
     out: list[Any] = []
     for row in rows:
-        instance = build_instance(meta, row, names)
+        instance = build_instance(meta, row, stored)
         values = {name: getattr(instance, name) for name in names}
         if typed_dict:
             out.append(values)

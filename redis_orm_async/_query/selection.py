@@ -108,13 +108,17 @@ def projection_fields(meta: ModelMeta, projection: type[Any]) -> frozenset[str]:
             f"not {projection!r}",
             meta={"model": meta.name, "operator": "select"},
         )
+    stored = {"id"}
     for name in names:
-        if name != "id" and name not in meta.fields:
+        field = meta.field(name)
+        if field is None and name != "id":
             raise QueryError(
                 f"{projection.__name__}.{name} is not a field of {meta.name}{meta.field_hint(name)}",
                 meta={"model": meta.name, "field": name, "operator": "select"},
             )
-    return frozenset({"id", *names})
+        if field is not None:
+            stored.add(field.name)  # named by attribute, read by stored name
+    return frozenset(stored)
 
 
 def selection_fields(meta: ModelMeta, selection: Selection, query: Query | None = None) -> set[str] | None:
