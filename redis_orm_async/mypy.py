@@ -71,7 +71,7 @@ class _Checker:
     def fail(self, message: str, node: Expression) -> None:
         self.ctx.api.fail(message, node, code=ORM_QUERY)
 
-    def keys(self, node: Expression) -> list[tuple[str, Expression, Expression]]:
+    def literal_items(self, node: Expression) -> list[tuple[str, Expression, Expression]]:
         """A dict literal's string keys with their key and value nodes."""
         if not isinstance(node, DictExpr):
             return []
@@ -82,7 +82,7 @@ class _Checker:
             for item in node.items:
                 self.where(model, item)
             return
-        for name, key, value in self.keys(node):
+        for name, key, value in self.literal_items(node):
             if name in ("AND", "OR", "NOT"):
                 self.where(model, value)
             elif name != "id" and name not in model.fields:
@@ -92,7 +92,7 @@ class _Checker:
                 self.operators(model, value)
 
     def operators(self, model: _Model, node: Expression) -> None:
-        for name, key, value in self.keys(node):
+        for name, key, value in self.literal_items(node):
             if name not in OPERATORS:
                 self.fail(f'"{name}" is not a where operator; use one of {", ".join(sorted(OPERATORS))}',
                           key)  # fmt: skip
@@ -104,7 +104,7 @@ class _Checker:
             for item in node.items:
                 self.order(model, item)
             return
-        for name, key, value in self.keys(node):
+        for name, key, value in self.literal_items(node):
             if name != "id" and name not in model.fields:
                 self.fail(f'"{name}" is not a field of {model.name} to order by', key)
             if isinstance(value, StrExpr) and value.value not in ("asc", "desc"):
@@ -115,17 +115,17 @@ class _Checker:
             for item in node.items:
                 self.data(model, item, changes)
             return
-        for name, key, value in self.keys(node):
+        for name, key, value in self.literal_items(node):
             if name != "id" and name not in model.fields:
                 self.fail(f'"{name}" is not a field of {model.name}', key)
             elif changes and not model.holds_mappings(name):
-                for op, op_key, _ in self.keys(value):
+                for op, op_key, _ in self.literal_items(value):
                     if op not in NUMBER_OPS:
                         listed = ", ".join(sorted(NUMBER_OPS))
                         self.fail(f'"{op}" is not an update operator; use one of {listed}', op_key)
 
     def selection(self, model: _Model, node: Expression, select: bool) -> None:
-        for name, key, value in self.keys(node):
+        for name, key, value in self.literal_items(node):
             if name in model.relations:
                 target = model.relations[name]
                 if target is not None:
@@ -136,7 +136,7 @@ class _Checker:
                 self.fail(f'"{name}" is not a field or relation of {model.name}', key)
 
     def nested(self, model: _Model, node: Expression) -> None:
-        for name, key, value in self.keys(node):
+        for name, key, value in self.literal_items(node):
             if name not in NESTED_OPTIONS:
                 listed = ", ".join(sorted(NESTED_OPTIONS))
                 self.fail(f'"{name}" is not a relation option; use one of {listed}', key)

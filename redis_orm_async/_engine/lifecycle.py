@@ -17,7 +17,7 @@ import pydantic
 from .._backends.protocol import Backend, ScriptsRefused
 from .._errors import UniqueConstraintError, ValidationError
 from .._model.model import Model
-from .._model.schema import ModelMeta
+from .._model.schema import ModelMeta, invalid
 from .._model.state import claim_keys, entries, record_facts
 from .._query.changes import FieldChange
 from .._query.locate import Locator
@@ -61,14 +61,7 @@ def model_of(meta: ModelMeta, values: Mapping[str, Any]) -> Model:
     try:
         return meta.model.model_validate(dict(values))
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
-        raise ValidationError(
-            f"invalid {meta.name}: {first['msg']} ({where})",
-            errors=[dict(e) for e in exc.errors()],
-            cause=exc,
-            meta={"model": meta.name},
-        ) from exc
+        raise invalid(meta.name, exc) from exc
 
 
 def check_distinct(ops: Sequence[CreateOp]) -> None:

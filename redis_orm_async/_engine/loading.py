@@ -12,9 +12,10 @@ import pydantic
 
 from .._backends.protocol import Backend
 from .._errors import ValidationError
+from .._model.codec import preview
 from .._model.model import Model, attach_relations
 from .._model.relations import RelationMeta
-from .._model.schema import ModelMeta, Schema
+from .._model.schema import ModelMeta, Schema, invalid
 from .._query.match import page
 from .._query.parse import And, Compare, Query, Row
 from .._query.selection import Nested, Selection, selection_fields
@@ -68,14 +69,8 @@ def project(meta: ModelMeta, rows: Sequence[Row], projection: type[Any]) -> list
         try:
             out.append(projection.model_validate(values, by_alias=False, by_name=True))
         except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            raise ValidationError(
-                f"{meta.name} record {row['id']!r} does not fit {projection.__name__}: {first['msg']} "
-                f"({'.'.join(str(part) for part in first['loc'])})",
-                errors=[dict(e) for e in exc.errors()],
-                cause=exc,
-                meta={"model": meta.name},
-            ) from exc
+            subject = f"{meta.name} record {preview(row['id'])} does not fit {projection.__name__}"
+            raise invalid(meta.name, exc, subject) from exc
     return out
 
 

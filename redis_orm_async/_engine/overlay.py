@@ -287,12 +287,17 @@ class Overlay:
         state.hash = new_hash
         return dict(new_hash)
 
-    def delete(self, op: DeleteOp) -> dict[str, str] | None:
-        state = self.locate(op.locator)
-        if state is None:
-            return None
-        if not state.exists:
+    def live(self, locator: Locator) -> RecordState | None:
+        """The live record a locator names, or None; what is left of a gone one is cleaned."""
+        state = self.locate(locator)
+        if state is not None and not state.exists:
             self.clean(state)
+            return None
+        return state
+
+    def delete(self, op: DeleteOp) -> dict[str, str] | None:
+        state = self.live(op.locator)
+        if state is None:
             return None
         old = dict(state.hash)
         if op.expect is not None and old != dict(op.expect):
@@ -301,11 +306,8 @@ class Overlay:
         return old
 
     def touch(self, op: TouchOp) -> dict[str, str] | None:
-        state = self.locate(op.locator)
+        state = self.live(op.locator)
         if state is None:
-            return None
-        if not state.exists:
-            self.clean(state)
             return None
         self.transition(state, state.facts, self.expiry_of(state, op.expiry), (), (), False)
         return dict(state.hash)

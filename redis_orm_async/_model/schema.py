@@ -345,12 +345,7 @@ class ModelMeta:
             else:
                 instance = validator.validate_python(values)
         except pydantic.ValidationError as exc:
-            raise ValidationError(
-                f"invalid {self.name}: {exc.errors()[0]['msg']} ({_location(exc)})",
-                errors=[dict(e) for e in exc.errors()],
-                cause=exc,
-                meta={"model": self.name},
-            ) from exc
+            raise invalid(self.name, exc) from exc
         return instance
 
     @functools.cached_property
@@ -417,6 +412,17 @@ def _aliases(info: pydantic.fields.FieldInfo) -> tuple[str, ...]:
 def _location(exc: pydantic.ValidationError) -> str:
     first = exc.errors()[0]
     return ".".join(str(part) for part in first["loc"]) or "record"
+
+
+def invalid(model: str, exc: pydantic.ValidationError, subject: str = "") -> ValidationError:
+    """Pydantic's refusal as ours: its first message and where, and its details (``errors()``
+    keeps no submitted value)."""
+    return ValidationError(
+        f"{subject or 'invalid ' + model}: {exc.errors()[0]['msg']} ({_location(exc)})",
+        errors=[dict(e) for e in exc.errors()],
+        cause=exc,
+        meta={"model": model},
+    )
 
 
 def _snake(name: str) -> str:

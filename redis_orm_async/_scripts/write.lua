@@ -404,15 +404,21 @@ local function update(index, model)
   return flat_hash(rec)
 end
 
+-- the live record a locator names, or nil; what is left of a gone one is cleaned on the way
+local function live(index, model, kind, value)
+  local rec = locate(model, kind, value)
+  if rec and not rec.exists then
+    clean(index, rec)
+    return nil
+  end
+  return rec
+end
+
 local function delete(index, model)
   local kind, value = arg(), arg()
   local expected, expected_count = read_expect()
-  local rec = locate(model, kind, value)
+  local rec = live(index, model, kind, value)
   if not rec then return false end
-  if not rec.exists then
-    if not clean(index, rec) then return false end
-    return false
-  end
   local old = flat_hash(rec)
   if expected and not same_hash(hash_of(rec), expected, expected_count) then
     return fail(index, 'conflict', model.base, rec.id)
@@ -424,12 +430,8 @@ end
 local function touch(index, model)
   local kind, value = arg(), arg()
   local ttl = arg()
-  local rec = locate(model, kind, value)
+  local rec = live(index, model, kind, value)
   if not rec then return false end
-  if not rec.exists then
-    if not clean(index, rec) then return false end
-    return false
-  end
   if not transition(index, rec, rec.facts, expiry_of(rec, ttl), {}, {}, false, rec.line, {}) then return false end
   return flat_hash(rec)
 end
