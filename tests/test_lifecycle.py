@@ -463,3 +463,36 @@ async def test_revoking_every_session_of_a_user_costs_one_round_trip_per_thousan
     assert await passes.find_unique(where={"token": "t7"}) is None
     assert await passes.create(data={"token": "t7", "user_id": "u3"}), "the token is free again"
     await audit_clean(orm, Pass)
+
+
+class Pref(Model, key_prefix="pref"):
+    """Nullable fields whose default is not None: a None written must read back as None."""
+
+    id: str
+    limit: int | None = 5
+    label: str | None = Field("d", index=True)
+    note: str | None = None
+
+
+async def test_a_none_written_over_a_default_reads_back_as_none(
+    make_orm: MakeOrm, raw: aioredis.Redis
+) -> None:
+    orm = make_orm(Schema([Pref]))
+    prefs = orm.repo(Pref)
+    made = await prefs.create(data={"id": "a", "limit": None, "label": None})
+    assert (made.limit, made.label) == (None, None)
+    assert await prefs.find_unique(where={"id": "a"}) == made
+    assert [p.id for p in await prefs.find_many(where={"label": None})] == ["a"]
+    await prefs.create(data={"id": "b"})
+    assert (await prefs.find_unique(where={"id": "b"})) == Pref(id="b", limit=5, label="d")
+    back = await prefs.update(where={"id": "a"}, data={"limit": 7})
+    assert back is not None and (back.limit, back.label) == (7, None)
+    assert await prefs.find_unique(where={"id": "a"}) == back
+    cleared = await prefs.update(where={"id": "b"}, data={"label": None, "limit": None})
+    assert cleared is not None and (cleared.limit, cleared.label) == (None, None)
+    assert await prefs.find_unique(where={"id": "b"}) == cleared
+    assert await prefs.count(where={"label": None}) == 2
+    upserted = await prefs.upsert(where={"id": "c"}, create={"limit": None}, update={})
+    assert (await prefs.find_unique(where={"id": "c"})) == upserted == Pref(id="c", limit=None, label="d")
+    report = await orm.audit(Pref)
+    assert report.ok, str(report)

@@ -245,6 +245,8 @@ def plain_changes(meta: ModelMeta, changes: Mapping[str, FieldChange]) -> list[C
     for name, change in changes.items():
         if change.op == "set":
             value = change.value
+            if value is None and name in meta.null_marked:
+                return None  # the record's NULLS list changes too: computed from the record
             out.append(
                 set_change(meta, name, None if value is None else meta.fields[name].text(value))
             )

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import TypeAdapter
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, PydanticUndefined
 
 from .._errors import SchemaError, ValidationError
 from .codec import FieldCodec, codec_for, has_surrogate, preview, unwrap_optional
@@ -180,6 +180,12 @@ class UniqueConstraint:
     fields: tuple[str, ...]
 
 
+NULLS = "~null"
+"""The HASH field listing (comma-separated) the fields of a record written as None although
+their default is not: an absent field reads as its default, so such a None is written down.
+No stored name can hold a comma or start with '~'."""
+
+
 @dataclass(frozen=True, eq=False)
 class ModelMeta:
     """Everything the repository needs to store one model."""
@@ -268,7 +274,21 @@ class ModelMeta:
                 if value is not None:
                     field_meta.text(value)
             raise
+        if self.null_marked:
+            out[NULLS] = ",".join(name for name in self.null_marked if out[name] is None) or None
         return out
+
+    @functools.cached_property
+    def null_marked(self) -> tuple[str, ...]:
+        """Stored names of the nullable fields whose default is not None: a None there must be
+        written down (in ``NULLS``), since an absent field reads as its default."""
+        marked = []
+        for name, field_meta in self.fields.items():
+            info = self.model.model_fields[field_meta.attr]
+            has_default = info.default_factory is not None or info.default not in (None, PydanticUndefined)
+            if field_meta.nullable and has_default:
+                marked.append(name)
+        return tuple(marked)
 
     @functools.cached_property
     def _encoders(self) -> tuple[tuple[str, str, bool, Callable[[Any], str]], ...]:
@@ -288,6 +308,9 @@ class ModelMeta:
         values: Mapping[str, Any] = stored
         if not names.issuperset(values):
             values = {name: text for name, text in values.items() if name in names}
+            nulls = stored.get(NULLS)
+            if nulls:  # a field written as None, absent from the hash: None, not its default
+                values.update((name, None) for name in nulls.split(",") if name in names and name not in stored)
         try:
             if converters or renames or values.get("id") != id_text:  # else validated as stored
                 values = {**values, "id": id_text}

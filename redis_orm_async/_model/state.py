@@ -120,6 +120,8 @@ def score_text(score: float) -> str:
 def field_fact(meta: ModelMeta, name: str, text: str | None) -> Fact:
     """The fact of one field's stored text (None: null)."""
     needs = layout(meta).needs.get(name, "")
+    if not needs:
+        return Fact()  # no index part: a field with no index role, or the record's NULLS list
     codec = meta.fields[name].codec
     token = score = lex = ""
     if "t" in needs:
