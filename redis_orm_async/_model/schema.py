@@ -310,7 +310,8 @@ class ModelMeta:
             values = {name: text for name, text in values.items() if name in names}
             nulls = stored.get(NULLS)
             if nulls:  # a field written as None, absent from the hash: None, not its default
-                values.update((name, None) for name in nulls.split(",") if name in names and name not in stored)
+                nulled = [name for name in nulls.split(",") if name in names and name not in stored]
+                values.update(dict.fromkeys(nulled))
         try:
             if converters or renames or values.get("id") != id_text:  # else validated as stored
                 values = {**values, "id": id_text}
