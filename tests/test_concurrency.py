@@ -144,4 +144,3 @@ async def test_guarded_read_modify_writes_land_exactly(make_orm: MakeOrm, tasks:
             group.start_soon(bump)
     final = await tickets.find_unique(where={"id": 1})
     assert final is not None and final.number == tasks * 10
-

@@ -40,6 +40,7 @@ class Item(Model, key_prefix="item"):
     sku: str | None = Field(None, unique=True)
     memo: str | None = None
 
+
 class Slot(Model, key_prefix="slot"):
     id: int
     size: int = Field(0, index=True)

@@ -418,6 +418,7 @@ async def test_reads_without_scripting_equal_the_oracle(
     orm.backend.features = dataclasses.replace(orm.backend.features, scripting=False)
     await assert_queries_match_the_oracle(repo, created, data["queries"], int_ids=False)
 
+
 NUM_VALUES: dict[str, list[Any]] = {"n": INTS, "s": TEXTS, "id": [*range(-20, 21), BIG, -BIG]}
 
 
@@ -452,6 +453,7 @@ async def test_int_id_models_page_and_count_like_the_oracle(
     repo = orm.repo(Num)
     created = await repo.create_many(data["records"])
     await assert_queries_match_the_oracle(repo, created, data["queries"], int_ids=True)
+
 
 @settings(max_examples=40)
 @given(data=scenario())

@@ -91,8 +91,11 @@ async def exercise(orm: Orm, seeded: dict[str, Any]) -> dict[str, Any]:
     plans = {
         "page by id": {"where": {"status": "active"}, "take": 5},
         "page by id, deep": {"order_by": {"id": "desc"}, "take": 4, "skip": 7},
-        "page by age window": {"where": {"age": {"gte": 20, "lt": 40}}, "order_by": {"age": "asc"},
-                               "take": 5},
+        "page by age window": {
+            "where": {"age": {"gte": 20, "lt": 40}},
+            "order_by": {"age": "asc"},
+            "take": 5,
+        },
         "page with nulls": {"order_by": {"age": "desc"}, "take": 12},
         "page, few candidates": {"where": {"status": "banned"}, "order_by": {"age": "asc"}, "take": 3},
         "page of an OR": {"where": {"OR": [{"status": "banned"}, {"age": {"gt": 60}}]}, "take": 5},

@@ -55,9 +55,7 @@ def test_pyright_accepts_each_accepted_form_and_rejects_each_rejected_one() -> N
 
 def test_a_rejected_marker_on_an_accepted_line_fails_both_checkers(tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.py"
-    wrong.write_text(
-        "count: int = 1  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]\n"
-    )
+    wrong.write_text("count: int = 1  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]\n")
     mypy = run("mypy", "--strict", str(wrong))
     assert mypy.returncode != 0 and 'Unused "type: ignore" comment' in mypy.stdout, mypy.stdout
     checked = pyright(str(wrong))

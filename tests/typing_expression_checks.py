@@ -82,7 +82,9 @@ async def accepted(authors: Repository[Author]) -> None:
     assert_type(await authors.find_first(select=Contact), Contact | None)
     assert_type(await authors.find_unique({"email": {"eq": "a@x.io"}}, select=Contact), Contact | None)
     assert_type(await authors.create({"email": "a@x.io", "age": 3}, select=Contact), Contact)
-    assert_type(await authors.create_many([{"email": "a@x.io", "age": 3}], select=ContactRow), list[ContactRow])
+    assert_type(
+        await authors.create_many([{"email": "a@x.io", "age": 3}], select=ContactRow), list[ContactRow]
+    )
     assert_type(await authors.find_many(select={"email": True}), list[Any])
     async for author in authors.stream(Author.age >= 18, batch=500):
         assert_type(author, Author)

@@ -331,4 +331,3 @@ class ClusterBackend(PackedExchange):
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
-

@@ -102,9 +102,7 @@ def server_features(base: BackendFeatures, server_info: Any, memory_info: Any) -
     text = info_field(server_info, f"{kind}_version") or info_field(server_info, "redis_version")
     version = tuple(int(part) for part in text.split(".") if part.isdigit())
     policy = info_field(memory_info, "maxmemory_policy")
-    return dataclasses.replace(
-        base, server_kind=kind, server_version=version, maxmemory_policy=policy
-    )
+    return dataclasses.replace(base, server_kind=kind, server_version=version, maxmemory_policy=policy)
 
 
 def refuses_scripts(reply: str) -> bool:

@@ -63,9 +63,7 @@ def arg_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
-        raise BackendError(
-            "upstash cannot send a bool argument; encode it as text first", backend_kind=KIND
-        )
+        raise BackendError("upstash cannot send a bool argument; encode it as text first", backend_kind=KIND)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, bytes):

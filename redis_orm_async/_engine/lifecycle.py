@@ -18,7 +18,7 @@ from .._backends.protocol import Backend, ScriptsRefused
 from .._errors import UniqueConstraintError, ValidationError
 from .._model.model import Model
 from .._model.schema import ModelMeta, invalid
-from .._model.state import claim_keys, entries, record_facts
+from .._model.state import claim_keys, record_facts
 from .._query.changes import FieldChange
 from .._query.locate import Locator
 from .._query.match import Matcher
@@ -59,7 +59,7 @@ def validated(meta: ModelMeta, data: Mapping[str, Any] | Model) -> Model:
 def model_of(meta: ModelMeta, values: Mapping[str, Any]) -> Model:
     """Validate record values into the model (no check of who chose the id)."""
     try:
-        return meta.model.model_validate(dict(values))
+        return meta.model.model_validate(values if type(values) is dict else dict(values))
     except pydantic.ValidationError as exc:
         raise invalid(meta.name, exc) from exc
 
@@ -68,7 +68,7 @@ def check_distinct(ops: Sequence[CreateOp]) -> None:
     """Two records of one ``create_many`` may not share an id or a unique value."""
     seen: dict[str, int] = {}
     for position, op in enumerate(ops):
-        for key in [op.id_text, *claim_keys(op.meta, op.id_text, op.facts)]:
+        for key in [op.id_text, *op.claims]:
             if key in seen:
                 raise ValidationError(
                     f"{op.meta.name}: items {seen[key]} and {position} of create_many share a unique "
@@ -92,7 +92,7 @@ async def read_located(
     stored = await backend.execute(("HGETALL", meta.keys.record(id_text)))
     if not stored:
         return None
-    claims = entries(meta, id_text, record_facts(meta, stored)).claims
+    claims = claim_keys(meta, id_text, record_facts(meta, stored))
     if locator.claim is not None and locator.claim not in claims:
         return None
     return id_text, stored

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from .._errors import ValidationError
 from .._model.model import FieldOptions, Model
 from .._model.schema import ModelMeta
-from .._model.state import Fact, field_fact, layout, record_facts, state_line
+from .._model.state import Fact, claim_keys, field_fact, index_entries, layout, record_facts, state_line
 from .._query.changes import FieldChange
 from .._query.locate import Locator
 from .._query.ttl import Expiry
@@ -84,6 +84,20 @@ class CreateOp(WriteOp):
     """Store a new record; refused when a live record has its id."""
 
     kind = "C"
+    __slots__ = (
+        "_claims",
+        "facts",
+        "fresh",
+        "id_text",
+        "instance",
+        "line",
+        "meta",
+        "result",
+        "ttl_ms",
+        "writes",
+    )
+    # slots, and tuples of text: a create_many holds thousands of these, and every object with a
+    # dict is one more for the garbage collector to walk while they are built
 
     def __init__(self, meta: ModelMeta, instance: Model, ttl_ms: int | None) -> None:
         self.meta = meta
@@ -91,11 +105,21 @@ class CreateOp(WriteOp):
         self.id_text = meta.id_text(instance.id)
         self.fresh = meta.id_kind == "generated" and not meta.id_supplied(instance)
         """The id was generated for this create: no record can have it, nothing need be read."""
+        self.result = None
+        self._claims: dict[str, str] | None = None
         self.ttl_ms = ttl_ms
         encoded = meta.encode(instance)
-        self.writes = [(name, text) for name, text in encoded.items() if text is not None]
+        self.writes = tuple([(name, text) for name, text in encoded.items() if text is not None])
         self.facts = record_facts(meta, encoded)
         self.line = state_line(meta, self.facts)
+
+    @property
+    def claims(self) -> dict[str, str]:
+        """The unique claims the new record takes: claim key to constraint (worked out when first
+        asked: a single create leaves them to the script)."""
+        if self._claims is None:
+            self._claims = claim_keys(self.meta, self.id_text, self.facts)
+        return self._claims
 
     def words(self) -> list[str]:
         ttl = "" if self.ttl_ms is None else str(self.ttl_ms)
@@ -111,6 +135,50 @@ class CreateOp(WriteOp):
 
     def accept(self, reply: Any) -> None:
         self.result = self.instance
+
+
+def bulk_create_words(meta: ModelMeta, creates: Sequence[CreateOp]) -> list[str]:
+    """The words of the write script's bulk create: fresh records of one model with every index
+    entry and claim spelled out, grouped so that the script writes them straight from its
+    arguments (one ZADD per index key, one HSET of the state lines, one MSET of the claims)."""
+    records: list[str] = [str(len(creates))]
+    states: list[str] = []
+    groups: dict[str, list[str]] = {}
+    claims: list[str] = []
+    constraints: list[str] = []
+    for op in creates:
+        id_text = op.id_text
+        records.extend(
+            (
+                meta.keys.record(id_text),
+                "" if op.ttl_ms is None else str(op.ttl_ms),
+                str(2 * len(op.writes) + 2),
+            )
+        )
+        records.extend(("id", id_text))
+        for name, text in op.writes:
+            records.extend((name, text))
+        if op.line:
+            states.extend((id_text, op.line))
+        for key, (member, score) in index_entries(meta, id_text, op.facts).items():
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = []
+            group.extend((score, member))
+        for key, constraint in op.claims.items():
+            claims.extend((key, id_text))
+            constraints.append(constraint)
+    words = records
+    words.append(str(len(states)))
+    words.extend(states)
+    words.append(str(len(groups)))
+    for key, group in groups.items():
+        words.extend((key, str(len(group))))
+        words.extend(group)
+    words.append(str(len(claims)))
+    words.extend(claims)
+    words.extend(constraints)
+    return words
 
 
 class UpdateOp(WriteOp):
@@ -247,9 +315,7 @@ def plain_changes(meta: ModelMeta, changes: Mapping[str, FieldChange]) -> list[C
             value = change.value
             if value is None and name in meta.null_marked:
                 return None  # the record's NULLS list changes too: computed from the record
-            out.append(
-                set_change(meta, name, None if value is None else meta.fields[name].text(value))
-            )
+            out.append(set_change(meta, name, None if value is None else meta.fields[name].text(value)))
         elif change.op in ("increment", "decrement") and _exact_counter(meta, name, change.value):
             delta = change.value if change.op == "increment" else -change.value
             out.append(Change(name, "i", str(delta)))

@@ -21,8 +21,10 @@ from .._model.state import (
     Entries,
     Facts,
     capped,
+    claim_keys,
     entries,
     field_fact,
+    index_entries,
     layout,
     parse_state_line,
     state_line,
@@ -115,7 +117,7 @@ class Overlay:
     def claims_of(self, state: RecordState) -> dict[str, str]:
         if not state.exists:
             return {}
-        return entries(state.meta, state.id_text, state.facts).claims
+        return claim_keys(state.meta, state.id_text, state.facts)
 
     def move_entries(self, id_text: str, old: Entries, new: Entries, *, add_all: bool) -> None:
         """Remove the entries ``new`` drops, add what it adds (all of it when ``add_all``: a
@@ -400,7 +402,7 @@ class Overlay:
                     self.commands.append(("ZREM", op.key, member))
                 removed += 1
             elif kind in ("z", "l"):
-                entry = entries(meta, owner, state.facts).zsets.get(op.key)
+                entry = index_entries(meta, owner, state.facts).get(op.key)
                 if entry is None or entry[0] != member:
                     self.commands.append(("ZREM", op.key, member))
                     removed += 1

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from .._backends.protocol import Backend, Command
 from .._errors import TransactionConflictError
 from .._model.schema import ModelMeta, UniqueConstraint
-from .._model.state import entries, record_facts
+from .._model.state import claim_keys, record_facts
 from .._query.locate import Locator
 from .audit import read_records
 from .built import RESUME_FIELD, describe, index_names, mark_built, read_marker
@@ -104,7 +104,7 @@ async def _done_before(backend: Backend, meta: ModelMeta, after: str | None) -> 
 
 def _claims(meta: ModelMeta, id_text: str, stored: Mapping[str, str]) -> dict[str, str]:
     """Claim key -> constraint name of the claims a stored record implies."""
-    return entries(meta, id_text, record_facts(meta, stored)).claims
+    return claim_keys(meta, id_text, record_facts(meta, stored))
 
 
 async def find_duplicates(

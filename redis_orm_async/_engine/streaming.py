@@ -44,4 +44,3 @@ async def stream_rows(
         if len(rows) < batch:
             return
         last = rows[-1]
-

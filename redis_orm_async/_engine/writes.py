@@ -23,9 +23,20 @@ import anyio
 from .._backends.protocol import Backend, Command, ScriptsRefused
 from .._errors import OrmError, TransactionConflictError, ValidationError
 from .._model.schema import ModelMeta
-from .._model.state import entries, layout
+from .._model.state import layout
 from .._scripts import load
-from .ops import CleanOp, CreateOp, DeleteIndexedOp, PruneOp, RebuildOp, SweepOp, TouchOp, UpdateOp, WriteOp
+from .ops import (
+    CleanOp,
+    CreateOp,
+    DeleteIndexedOp,
+    PruneOp,
+    RebuildOp,
+    SweepOp,
+    TouchOp,
+    UpdateOp,
+    WriteOp,
+    bulk_create_words,
+)
 from .overlay import (
     MissingReads,
     Overlay,
@@ -69,7 +80,7 @@ def _initial_needs(ops: Sequence[WriteOp]) -> _Needs:
         if isinstance(op, UpdateOp) and op.create is not None:
             creates.append(op.create)
         for create in creates:
-            claims = entries(create.meta, create.id_text, create.facts).claims
+            claims = create.claims
             record = [] if create.fresh else [(create.meta, create.id_text)]
             needs.add(MissingReads(records=record, claims=list(claims)))
             needs.time = needs.time or create.ttl_ms is not None
@@ -121,12 +132,15 @@ class WriteEngine:
         for _, meta in metas.values():
             args.extend(layout(meta).words)
         args.append(self.sweep_per_write)
-        fresh = len(metas) == 1 and all(isinstance(op, CreateOp) and op.fresh for op in ops)
-        args.append("B" if fresh else "-")
-        args.append(len(ops))
-        for op in ops:
-            args.extend((op.kind, metas[op.meta.keys.base][0]))
-            args.extend(op.words())
+        creates = [op for op in ops if isinstance(op, CreateOp) and op.fresh]
+        if len(metas) == 1 and len(creates) == len(ops):
+            args.append("B")
+            args.extend(bulk_create_words(ops[0].meta, creates))
+        else:
+            args.extend(("-", len(ops)))
+            for op in ops:
+                args.extend((op.kind, metas[op.meta.keys.base][0]))
+                args.extend(op.words())
         keys = [meta.keys.ids() for _, meta in metas.values()]
         reply = await self.backend.eval(WRITE_SCRIPT, keys, args)
         if reply[0] == "err":

@@ -184,5 +184,3 @@ def declared_relations(model: type[Model]) -> dict[str, Relation[Any]]:
             if isinstance(value, Relation):
                 found[name] = value
     return found
-
-

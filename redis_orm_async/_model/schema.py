@@ -146,9 +146,7 @@ def _storage_encoder(meta: FieldMeta) -> Callable[[Any], str]:
             if not stored.isascii() and has_surrogate(stored):
                 raise meta.refusal(unstorable_reason(UnicodeEncodeError("utf-8", "", 0, 1, "")))
             if cap is not None and len(stored) > cap:
-                raise meta.refusal(
-                    f"a lex-indexed text holds at most {cap} characters, got {len(stored)}"
-                )
+                raise meta.refusal(f"a lex-indexed text holds at most {cap} characters, got {len(stored)}")
             return stored
 
         return text

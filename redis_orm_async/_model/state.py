@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NamedTuple
 
+from .codec import FieldCodec
 from .ids import ulid_time_ms
 from .keys import escape, value_token
 from .schema import ModelMeta
@@ -144,7 +145,7 @@ def record_facts(meta: ModelMeta, encoded: Mapping[str, str | None]) -> Facts:
             token = value_token(None if text is None else token_of(text))
         if text is not None:
             if score_of is not None:
-                score = format(score_of(text), ".17g")
+                score = score_of(text)
             if needs[2]:
                 lex = "=" + escape(text)
         facts[name] = Fact(token, score, lex)
@@ -152,24 +153,40 @@ def record_facts(meta: ModelMeta, encoded: Mapping[str, str | None]) -> Facts:
 
 
 _PLAN = "_state_fact_plan"
-FieldPlan = tuple[str, tuple[bool, bool, bool], Callable[[str], str], Callable[[str], float] | None]
+FieldPlan = tuple[str, tuple[bool, bool, bool], Callable[[str], str], Callable[[str], str] | None]
 FactPlan = tuple[FieldPlan, ...]
 
 
 def _fact_plan(meta: ModelMeta) -> FactPlan:
-    """Per field with facts: its name, which parts it needs, its token and its score functions
-    (looked up once: every create derives the facts of every indexed field)."""
+    """Per field with facts: its name, which parts it needs, its token and its score text
+    functions (looked up once: every create derives the facts of every indexed field)."""
     found: FactPlan | None = meta.__dict__.get(_PLAN)
     if found is None:
         plan = []
         for name in layout(meta).order:
             needs = layout(meta).needs[name]
             codec = meta.fields[name].codec
-            score = codec.score if "s" in needs else None
+            score = _score_text_of(codec) if "s" in needs else None
             plan.append((name, ("t" in needs, "s" in needs, "x" in needs), codec.token, score))
         found = tuple(plan)
         object.__setattr__(meta, _PLAN, found)
     return found
+
+
+def _int_score_text(text: str) -> str:
+    # a plain int of up to 15 digits is a double exactly, and %.17g writes it back digit for digit
+    if 0 < len(text) <= 15 and text.isascii() and text.isdecimal() and (text[0] != "0" or text == "0"):
+        return text
+    return score_text(float(text))
+
+
+def _score_text_of(codec: FieldCodec) -> Callable[[str], str] | None:
+    score = codec.score
+    if score is None:
+        return None
+    if codec.kind == "int":
+        return _int_score_text
+    return lambda text: score_text(score(text))
 
 
 def state_line(meta: ModelMeta, facts: Mapping[str, Fact]) -> str:
@@ -231,15 +248,13 @@ def claim_keys(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> dict
     return claims
 
 
-def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries:
-    """Every index entry and claim a record with these facts has; a field without a fact (an
-    index added after the record was written) has none until ``repair`` writes it."""
+def index_entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> dict[str, tuple[str, str]]:
+    """Every index entry a record with these facts has: ZSET key to (member, score text); a field
+    without a fact (an index added after the record was written) has none until ``repair``."""
     shape = layout(meta)
-    base = meta.keys.base
-    found = Entries()
-    zsets = found.zsets
+    base = shape.base
     score = id_score(meta, id_text)
-    zsets[base + ":ids"] = (id_text, score)
+    zsets = {base + ":ids": (id_text, score)}
     for name in shape.equality:
         fact = facts.get(name)
         if fact is not None and fact.token:
@@ -252,8 +267,12 @@ def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries
         fact = facts.get(name)
         if fact is not None and fact.lex:
             zsets[f"{base}:l:{name}"] = (lex_member(fact.lex[1:], id_text), "0")
-    found.claims = claim_keys(meta, id_text, facts)
-    return found
+    return zsets
+
+
+def entries(meta: ModelMeta, id_text: str, facts: Mapping[str, Fact]) -> Entries:
+    """Every index entry and claim a record with these facts has."""
+    return Entries(index_entries(meta, id_text, facts), claim_keys(meta, id_text, facts))
 
 
 def capped(meta: ModelMeta, id_text: str, expiry: int | None) -> int | None:

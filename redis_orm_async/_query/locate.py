@@ -47,8 +47,7 @@ def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
     for name, value in where.items():
         if isinstance(value, Mapping | list | tuple | set):
             raise QueryError(
-                f"{meta.name}.{name}: a unique lookup takes equality values only, got "
-                f"{type(value).__name__}",
+                f"{meta.name}.{name}: a unique lookup takes equality values only, got {type(value).__name__}",
                 meta={"field": name},
             )
         if name != "id" and meta.field(name) is None:
@@ -73,8 +72,7 @@ def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
             return Locator(meta, claim=claim)
     accepted = ["id", *("+".join(_attribute(meta, name) for name in c.fields) for c in meta.uniques)]
     raise QueryError(
-        f"{meta.name}: {sorted(names)} is not the id or a unique constraint; use one of "
-        f"{accepted}",
+        f"{meta.name}: {sorted(names)} is not the id or a unique constraint; use one of {accepted}",
         meta={"fields": sorted(names)},
     )
 

@@ -43,9 +43,7 @@ TEXT_OPS: frozenset[str] = frozenset({"contains", "startswith"})
 OPERATORS: tuple[str, ...] = ("eq", "in", "not", "gt", "gte", "lt", "lte", "contains", "startswith")
 RANGE_KINDS: frozenset[str] = frozenset({"int", "float", "decimal", "datetime", "date", "text"})
 
-OrderBy: TypeAlias = (
-    Mapping[str, str] | expr.Order | Sequence[Mapping[str, str] | expr.Order]
-)
+OrderBy: TypeAlias = Mapping[str, str] | expr.Order | Sequence[Mapping[str, str] | expr.Order]
 """``{"age": "desc"}``, ``[{"age": "desc"}, {"name": "asc"}]``, ``desc(User.age)`` or a list."""
 Where: TypeAlias = Mapping[str, Any] | expr.Condition | bool
 """A dict-form where, or a field expression (a checker reads ``User.age > 1`` as ``bool``)."""

@@ -132,5 +132,3 @@ def selection_fields(meta: ModelMeta, selection: Selection, query: Query | None 
         if nested.relation.kind == "belongs_to":
             needed.add(nested.relation.foreign_key)
     return needed
-
-

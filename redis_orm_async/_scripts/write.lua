@@ -8,8 +8,9 @@
 -- servers that refuse scripts.
 --
 -- KEYS: the id ZSET of each model in the batch (it routes the call on a cluster).
--- ARGV: #models, then each model's words (see read_model); then sweep limit; 'B' when every op
--- is a create of an id the client generated, of one model (else '-'); then #ops and the ops:
+-- ARGV: #models, then each model's words (see read_model); then sweep limit; then either 'B' and
+-- a bulk create (see bulk_create: every op creates an id the client generated, of one model), or
+-- '-', #ops and the ops:
 --   C model id ttl_ms fresh #fields (name text)... line facts  create (fails if the id is live);
 --                                                              facts: token score lex of each fact field
 --   U model locator expect ttl #changes (name op value token score lex)... create?
@@ -596,88 +597,114 @@ local function call_sliced(name, key, args, step)
   end
 end
 
-local function bulk_create(count)
-  local specs, model = {}, nil
-  local groups, order = {}, {}
-  local claimed, claim_keys, claim_owner = {}, {}, {}
-  for index = 1, count do
-    arg()
-    model = models[int_arg()]
-    local spec = read_create(model)
-    specs[index] = spec
-    each_entry(model, spec.id, spec.facts, nil,
-      function(key, member, score)
-        local group = groups[key]
-        if not group then
-          group = {}
-          groups[key] = group
-          order[#order + 1] = key
-        end
-        group[#group + 1] = score
-        group[#group + 1] = member
-      end,
-      function(key, constraint)
-        if claimed[key] then fail(index, 'unique', model.base, constraint) end
-        claimed[key] = constraint
-        claim_keys[#claim_keys + 1] = key
-        claim_owner[key] = index
-      end)
-    if failure then return failure end
+-- ARGV[first .. last] as one command's tail, sliced so that no call unpacks more than SLICE words
+-- (``step``: words per entry, so that no slice splits one)
+local function call_range(name, key, first, last, step)
+  while first <= last do
+    local stop = math.min(first + SLICE - 1, last)
+    stop = stop - (stop - first + 1) % step
+    redis.call(name, key, unpack(ARGV, first, stop))
+    first = stop + 1
   end
-  for first = 1, #claim_keys, SLICE do
-    local slice = {unpack(claim_keys, first, math.min(first + SLICE - 1, #claim_keys))}
-    local found = redis.call('MGET', unpack(slice))
-    for i, key in ipairs(slice) do
-      local holder = found[i]
+end
+
+-- The bulk create ('B'): records of one model whose ids the client generated, so no record,
+-- and nothing left of one, can have them. The client spells out every entry, so the script
+-- reads nothing but the claims and writes straight from ARGV:
+--   #records, then per record: key ttl #words words (its hash, 'id' and the id first);
+--   #words (id line)... for the state lines; #groups, then per group: key #words (score member)...;
+--   #words (claim id)..., then each claim's constraint.
+local function bulk_create(model)
+  local at = position + 1
+  local count = tonumber(ARGV[at])
+  at = at + 1
+  local starts = {}
+  for index = 1, count do
+    starts[index] = at
+    at = at + 3 + tonumber(ARGV[at + 2])
+  end
+  local states, groups = at, at + 1 + tonumber(ARGV[at])
+  at = groups + 1
+  local group_starts = {}
+  for index = 1, tonumber(ARGV[groups]) do
+    group_starts[index] = at
+    at = at + 2 + tonumber(ARGV[at + 1])
+  end
+  local claims = at
+  local claim_words = tonumber(ARGV[claims])
+  local constraints = claims + claim_words
+  position = constraints + claim_words / 2
+
+  local function owner_of(id)
+    for index, first in ipairs(starts) do
+      if ARGV[first + 4] == id then return index end
+    end
+    return 0
+  end
+  local keys, seen = {}, {}
+  for i = 1, claim_words / 2 do
+    local key = ARGV[claims + 2 * i - 1]
+    if seen[key] then return {'err', owner_of(ARGV[claims + 2 * i]), 'unique', model.base, ARGV[constraints + i]} end
+    seen[key] = true
+    keys[i] = key
+  end
+  for first = 1, #keys, SLICE do
+    local last = math.min(first + SLICE - 1, #keys)
+    local found = redis.call('MGET', unpack(keys, first, last))
+    for i = first, last do
+      local holder = found[i - first + 1]
       if holder then
+        local key = keys[i]
         local other = record(model, holder)
         if other.exists and claims_of(other)[key] then
-          return {'err', claim_owner[key], 'unique', model.base, claimed[key]}
+          return {'err', owner_of(ARGV[claims + 2 * i]), 'unique', model.base, ARGV[constraints + i]}
         end
       end
     end
   end
+
   mark_empty_model(model)
-  local states, expiries, plain_claims = {}, {}, {}
-  for index, spec in ipairs(specs) do
-    local key = model.base .. ':r:' .. escape(spec.id)
+  local expiries, expiry_of = {}, {}
+  for _, first in ipairs(starts) do
+    local key, ttl, id = ARGV[first], ARGV[first + 1], ARGV[first + 4]
+    call_range('HSET', key, first + 3, first + 2 + tonumber(ARGV[first + 2]), 2)
     local exp = nil
-    if spec.ttl ~= '' then exp = now_ms() + tonumber(spec.ttl) end
-    exp = capped(model, spec.id, exp)
-    local mapping = {'id', spec.id}
-    for i = 1, #spec.writes do mapping[i + 2] = spec.writes[i] end
-    redis.call('HSET', key, unpack(mapping))
+    if ttl ~= '' then exp = now_ms() + tonumber(ttl) end
+    exp = capped(model, id, exp)
     if exp then
       redis.call('PEXPIREAT', key, exp)
       expiries[#expiries + 1] = exp
-      expiries[#expiries + 1] = spec.id
-    end
-    if spec.line ~= '' then
-      states[#states + 1] = spec.id
-      states[#states + 1] = spec.line
-    end
-    spec.exp = exp
-  end
-  for _, key in ipairs(claim_keys) do
-    local spec = specs[claim_owner[key]]
-    if spec.exp then
-      redis.call('SET', key, spec.id, 'PXAT', spec.exp)
-    else
-      plain_claims[#plain_claims + 1] = key
-      plain_claims[#plain_claims + 1] = spec.id
+      expiries[#expiries + 1] = id
+      expiry_of[id] = exp
     end
   end
-  if #plain_claims > 0 then call_sliced('MSET', nil, plain_claims, 2) end
-  for _, key in ipairs(order) do call_sliced('ZADD', key, groups[key], 2) end
-  if #states > 0 then call_sliced('HSET', model.st, states, 2) end
-  if #expiries > 0 then call_sliced('ZADD', model.exp, expiries, 2) end
+  if #expiries == 0 then
+    if claim_words > 0 then
+      for first = claims + 1, claims + claim_words, SLICE do
+        local last = math.min(first + SLICE - 1, claims + claim_words)
+        last = last - (last - first + 1) % 2
+        redis.call('MSET', unpack(ARGV, first, last))
+      end
+    end
+  else
+    for i = 1, claim_words / 2 do
+      local key, id = ARGV[claims + 2 * i - 1], ARGV[claims + 2 * i]
+      local exp = expiry_of[id]
+      if exp then redis.call('SET', key, id, 'PXAT', exp) else redis.call('SET', key, id) end
+    end
+    call_sliced('ZADD', model.exp, expiries, 2)
+  end
+  for _, first in ipairs(group_starts) do
+    call_range('ZADD', ARGV[first], first + 2, first + 1 + tonumber(ARGV[first + 1]), 2)
+  end
+  call_range('HSET', model.st, states + 1, states + tonumber(ARGV[states]), 2)
   local results = {'ok'}
   for index = 1, count do results[index + 1] = true end
   return results
 end
 
 if bulk then
-  local reply = bulk_create(int_arg())
+  local reply = bulk_create(models[1])
   if reply[1] == 'err' then return reply end
   if sweep_limit > 0 then
     for _, model in ipairs(models) do sweep(0, model, sweep_limit) end

@@ -131,9 +131,7 @@ class LocalRedisCluster(ManagedServer):
             with self._client(port) as node:
                 # Distinct config epochs up front spare the nodes the collision-resolution dance.
                 node.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
-                features = server_features(
-                    BackendFeatures(kind="redis-cluster"), node.info("server"), ""
-                )
+                features = server_features(BackendFeatures(kind="redis-cluster"), node.info("server"), "")
                 if features.at_least(redis=(7, 0)):
                     node.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
                     continue
