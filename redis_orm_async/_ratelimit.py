@@ -20,14 +20,23 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from ._errors import QueryError, RateLimitedError
+from ._backends.protocol import ScriptsRefused
+from ._engine.ops import decode_reply
+from ._engine.prepared import PreparedWrite
+from ._errors import OrmError, QueryError, RateLimitedError
 from ._model.model import Model
 from ._repository import Repository
+
+STAND_IN_ID = "rate-limit-stand-in-" + secrets.token_hex(8)
+STAND_IN_MS = 10**17 + secrets.randbelow(10**17)
+"""Texts no real call has, for planning a hit once (``_engine/prepared.py``)."""
 
 MAX_KEY = 200
 """Keys longer than this are hashed: a bucket id stays short whatever the key function returns."""
@@ -122,6 +131,8 @@ class RateLimiter:
         self.name = name
         self._clock = clock
         self._ttl = self.rate.window
+        self._prepared: PreparedWrite | bool | None = False
+        """The hit's upsert planned once (None: it cannot be; False: not tried yet)."""
 
     def bucket_id(self, key: str) -> str:
         if not isinstance(key, str):
@@ -133,12 +144,7 @@ class RateLimiter:
     async def hit(self, key: str) -> RateLimitStatus:
         """Count one call of ``key`` and say whether it is within the limit; one round trip."""
         now_ms = int(self._clock() * 1000)
-        bucket = await self._buckets.upsert(
-            where={"id": self.bucket_id(key)},
-            create={"hits": 1, "opened_ms": now_ms},
-            update={"hits": {"increment": 1}},
-            ttl=self._ttl,
-        )
+        bucket = await self._count(self.bucket_id(key), now_ms)
         window_ms = self._ttl // timedelta(milliseconds=1)
         left_ms = window_ms if bucket.hits <= 1 else bucket.opened_ms + window_ms - now_ms
         limit = self.rate.limit
@@ -149,6 +155,32 @@ class RateLimiter:
             reset_after=min(max(left_ms, 0), window_ms) / 1000,
             hits=bucket.hits,
         )
+
+    def _upsert(self, bucket_id: str, now_ms: int) -> tuple[dict[str, str], dict[str, int], dict[str, Any]]:
+        return {"id": bucket_id}, {"hits": 1, "opened_ms": now_ms}, {"hits": {"increment": 1}}
+
+    async def _count(self, bucket_id: str, now_ms: int) -> RateLimitBucket:
+        """The bucket with this call counted: the upsert prepared once and run with this call's
+        id and clock (the same words, without planning them again), or the plain upsert."""
+        if self._prepared is False:
+            where, create, update = self._upsert(STAND_IN_ID, STAND_IN_MS)
+            self._prepared = self._buckets._prepared_upsert(
+                where, create, update, ttl=self._ttl, stand_ins=(STAND_IN_ID, str(STAND_IN_MS))
+            )
+        prepared = self._prepared
+        if isinstance(prepared, PreparedWrite) and prepared.usable:
+            meta = self._buckets.meta
+            try:
+                reply = await prepared.run((meta.id_text(bucket_id), str(now_ms)))
+            except ScriptsRefused:
+                pass  # the server refuses scripts after all: the upsert below takes the plain path
+            except OrmError as exc:
+                exc.backend_kind = exc.backend_kind or prepared.engine.backend.features.kind
+                raise
+            else:
+                return cast(RateLimitBucket, decode_reply(meta, reply))
+        where, create, update = self._upsert(bucket_id, now_ms)
+        return await self._buckets.upsert(where=where, create=create, update=update, ttl=self._ttl)
 
     async def reset(self, key: str) -> None:
         """Forget ``key``'s current window (after a successful login, say)."""

@@ -15,6 +15,7 @@ from ._engine.lifecycle import (
     delete_matching,
     delete_op_for,
     model_of,
+    plain_update_op,
     update_one,
     update_op_for,
     validated,
@@ -23,6 +24,7 @@ from ._engine.lifecycle import (
 from ._engine.loading import find_selected, materialize
 from ._engine.ops import CreateOp, DeleteOp, TouchOp, WriteOp, check_supplied_id
 from ._engine.overlay import write_conflict
+from ._engine.prepared import PreparedWrite
 from ._engine.progress import QUIET, Progress
 from ._engine.reads import count_rows, find_record, read_rows, record_exists, record_ttl
 from ._engine.streaming import stream_rows
@@ -31,13 +33,13 @@ from ._errors import NotFoundError, QueryError, ValidationError, tag_backend_err
 from ._model.expressions import Condition
 from ._model.model import Model
 from ._model.schema import ModelMeta, Schema
-from ._query.changes import parse_changes
+from ._query.changes import FieldChange, parse_changes
 from ._query.locate import Locator, equalities, is_unique_where, unique_locator
 from ._query.match import matcher
 from ._query.parse import OrderBy, Query, Where, combine_where, parse_query, range_paging
 from ._query.planner import Operation, Plan, build_plan
 from ._query.selection import ALL, Selection, parse_selection, selection_fields
-from ._query.ttl import UNSET, TtlArg, create_expiry, touch_expiry, update_expiry
+from ._query.ttl import UNSET, Expiry, TtlArg, create_expiry, touch_expiry, update_expiry
 
 M = TypeVar("M", bound=Model)
 P = TypeVar("P")
@@ -81,7 +83,7 @@ class Repository(Generic[M]):
         """Refuse a unique lookup whose unique is not built for older records (a missing claim
         would read as "no such record", and an upsert would take the value twice); called once
         the call's arguments are checked, so that bad input still fails before any I/O."""
-        if locator.claim is not None:
+        if locator.claim is not None and not self._check.settled(self.meta):
             await self._check.require(self.meta, names_of_keys(self.meta, [locator.claim]))
 
     async def _planned(self, query: Query, operation: Operation, selection: Selection = ALL) -> None:
@@ -333,10 +335,47 @@ class Repository(Generic[M]):
         ``update``: by default it is kept, so a rate-limit window never slides). An upsert by id
         may name the id of a model whose ids are generated: it creates that id only if it is free.
         """
+        selection = self._selection(select)
+        locator, changes, expiry, create_op = self._plan_upsert(where, create, update, ttl, update_ttl)
+        await self._claim_built(locator)
+        result = await update_one(self._engine, self.meta, locator, changes, expiry, create=create_op)
+        assert result is not None
+        return (await self._shaped([result], selection))[0]
+
+    def _prepared_upsert(
+        self,
+        where: Mapping[str, Any],
+        create: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        ttl: TtlArg,
+        stand_ins: Sequence[str],
+    ) -> PreparedWrite | None:
+        """``upsert`` by id planned once with stand-in texts, for a caller that makes the same
+        upsert over and over (see ``_engine/prepared.py``); None for a model with index entries,
+        claims or a max_life, whose words derive texts from the values, or changes the server
+        cannot apply alone."""
+        meta = self.meta
+        if meta.indexed_fields or meta.uniques or meta.max_life is not None:
+            return None
+        locator, changes, expiry, create_op = self._plan_upsert(where, create, update, ttl, UNSET)
+        op = plain_update_op(meta, locator, changes, expiry, create_op)
+        if locator.id_text is None or op is None:
+            return None
+        return PreparedWrite.of(self._engine, op, stand_ins)
+
+    def _plan_upsert(
+        self,
+        where: Mapping[str, Any],
+        create: Mapping[str, Any],
+        update: Mapping[str, Any],
+        ttl: TtlArg,
+        update_ttl: TtlArg,
+    ) -> tuple[Locator, dict[str, FieldChange], Expiry, CreateOp]:
+        """``upsert``'s arguments checked and turned into what its write needs, before any I/O."""
         meta = self.meta
         locator = unique_locator(meta, where)
         where = equalities(where)
-        selection = self._selection(select)
         if not isinstance(create, Mapping) or not isinstance(update, Mapping):
             raise ValidationError(f"{meta.name}: upsert takes create and update mappings")
         for name, value in where.items():
@@ -354,12 +393,7 @@ class Repository(Generic[M]):
             check_supplied_id(meta, create)  # upsert by id names its id on purpose: create-if-absent
         instance = model_of(meta, {**dict(create), **dict(where)})
         create_op = CreateOp(meta, instance, create_expiry(meta.name, ttl, meta.ttl))
-        changes = parse_changes(meta, update)
-        expiry = update_expiry(meta.name, update_ttl)
-        await self._claim_built(locator)
-        result = await update_one(self._engine, meta, locator, changes, expiry, create=create_op)
-        assert result is not None
-        return (await self._shaped([result], selection))[0]
+        return locator, parse_changes(meta, update), update_expiry(meta.name, update_ttl), create_op
 
     async def delete(self, where: Where, *, order_by: OrderBy | None = None) -> M | None:
         """Delete one record with its index entries and claims; returns it as it was, or None.

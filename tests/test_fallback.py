@@ -185,3 +185,25 @@ async def test_a_server_that_refuses_scripts_gets_the_same_writes_through_watch(
     assert len(winners) == 1
     assert (await orm.audit(Note)).ok
     await client.aclose()
+
+
+async def test_a_rate_limiter_on_a_server_that_refuses_scripts_counts_exactly_through_watch(
+    acl_server: tuple[EmbeddedRedis, str],
+) -> None:
+    """The limiter's first call finds out that scripts are refused; every call is still counted once."""
+    server, password = acl_server
+    client = aioredis.Redis(host="127.0.0.1", port=server.port, username="app", password=password)
+    orm = create_orm(Schema([Note]), client)
+    limiter = orm.rate_limiter("5/minute", name="acl")
+    answers: list[bool] = []
+
+    async def call() -> None:
+        answers.append((await limiter.hit("ada")).allowed)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(12):
+            group.start_soon(call)
+    assert sorted(answers) == [False] * 7 + [True] * 5
+    assert not orm.capabilities.supports_scripting
+    assert (await limiter.hit("ada")).hits == 13
+    await client.aclose()

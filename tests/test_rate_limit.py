@@ -6,9 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from redis_orm_async import (
     Field,
@@ -22,7 +25,10 @@ from redis_orm_async import (
     RateLimitStatus,
     Schema,
     SchemaError,
+    ValidationError,
 )
+from redis_orm_async._engine.prepared import PreparedWrite
+from redis_orm_async._query.ttl import UNSET
 
 from .models import User
 
@@ -133,3 +139,77 @@ async def test_buckets_in_the_apps_schema_are_used_as_they_are(make_orm: MakeOrm
     assert (await limiter.hit("k")).allowed
     assert orm.repo(RateLimitBucket).meta is orm.schema.meta(RateLimitBucket)
     assert await orm.repo(RateLimitBucket).count() == 1
+
+
+KEYS = st.text(st.characters(exclude_categories=["Cs"]), min_size=0, max_size=40) | st.sampled_from(
+    ["a:b", "{tag}", "*", "line\nbreak", "nul\x00", "%41", "x" * 300, "ü€😀"]
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=KEYS, now=st.floats(0, 4e9, allow_nan=False))
+async def test_a_hit_sends_exactly_the_words_of_the_plain_upsert_it_stands_for(
+    make_orm: MakeOrm, key: str, now: float
+) -> None:
+    """A hit runs its upsert planned once with stand-in texts; whatever the key and the clock,
+    the script receives what the plain upsert would have sent."""
+    orm = make_orm(SCHEMA)
+    limiter = RateLimiter(orm.repo(RateLimitBucket), "3/minute", name="words", clock=lambda: now)
+    sent: list[tuple[list[str], list[str]]] = []
+    real_eval = orm.backend.eval
+
+    async def spy(script: Any, keys: Any, args: Any) -> Any:
+        sent.append((list(keys), [str(arg) for arg in args]))
+        return await real_eval(script, keys, args)
+
+    orm.backend.eval = spy  # type: ignore[method-assign]
+    status = await limiter.hit(key)
+    await orm.repo(RateLimitBucket).upsert(
+        where={"id": limiter.bucket_id(key)},
+        create={"hits": 1, "opened_ms": int(now * 1000)},
+        update={"hits": {"increment": 1}},
+        ttl=limiter.rate.window,
+    )
+    assert len(sent) == 2 and sent[0] == sent[1]
+    bucket = await orm.repo(RateLimitBucket).find_unique(where={"id": limiter.bucket_id(key)})
+    assert bucket is not None and bucket.hits == status.hits + 1 and bucket.opened_ms == int(now * 1000)
+    await orm.repo(RateLimitBucket).delete(where={"id": limiter.bucket_id(key)})
+
+
+async def test_a_key_that_cannot_be_stored_is_refused_before_any_io(make_orm: MakeOrm) -> None:
+    orm = make_orm(SCHEMA)
+    limiter = orm.rate_limiter("3/minute", name="bad")
+    await limiter.hit("fine")
+    before = orm.backend.stats.round_trips
+    for key in ("\ud800", "lone \udfff surrogate"):
+        with pytest.raises(ValidationError, match="surrogate") as caught:
+            await limiter.hit(key)
+        assert "\ud800" not in str(caught.value) and caught.value.backend_kind is not None
+    with pytest.raises(QueryError, match="str"):
+        await limiter.hit(b"bytes")  # type: ignore[arg-type]
+    assert orm.backend.stats.round_trips == before
+    assert await orm.repo(RateLimitBucket).count() == 1
+
+
+async def test_a_write_whose_words_derive_texts_from_a_stand_in_is_not_prepared(make_orm: MakeOrm) -> None:
+    """An indexed field's score or a claim is computed from the value: such a write cannot be
+    run by putting new texts in the stand-in's places, so it is never prepared."""
+    orm = make_orm(Schema([User]))
+    users = orm.repo(User)
+    prepared = users._prepared_upsert(
+        {"id": "stand-in-id"}, {"email": "stand-in@x.io", "age": 1}, {"age": {"increment": 1}},
+        ttl=UNSET, stand_ins=("stand-in-id",),
+    )  # fmt: skip
+    assert prepared is None, "a model with index entries and claims"
+    buckets = make_orm(SCHEMA).repo(RateLimitBucket)
+    made = buckets._prepared_upsert(
+        {"id": "w:k"}, {"hits": 1, "opened_ms": 123456}, {"hits": {"increment": 1}},
+        ttl=timedelta(minutes=1), stand_ins=("w:k", "123456"),
+    )  # fmt: skip
+    assert made is not None and made.slots[0] and made.slots[1]
+    refused = buckets._prepared_upsert(
+        {"id": "w:k"}, {"hits": 1, "opened_ms": 123456}, {"hits": {"increment": 1}},
+        ttl=timedelta(minutes=1), stand_ins=("w:k", "1234"),
+    )  # fmt: skip
+    assert refused is None, "a stand-in found inside another word"
+    assert PreparedWrite.of(made.engine, made.op, ("not-there",)) is None

@@ -98,6 +98,10 @@ class IndexCheck:
         self.backend = backend
         self.complete: set[str] = set()
 
+    def settled(self, meta: ModelMeta) -> bool:
+        """True once the model was found complete: no query of it needs checking again."""
+        return meta.keys.base in self.complete
+
     async def require(self, meta: ModelMeta, names: Iterable[str]) -> None:
         wanted = set(names)
         if not wanted or meta.keys.base in self.complete:

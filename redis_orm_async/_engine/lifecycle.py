@@ -120,6 +120,19 @@ def changed_record(
     return meta.validate_names(values)
 
 
+def plain_update_op(
+    meta: ModelMeta,
+    locator: Locator,
+    changes: Mapping[str, FieldChange],
+    expiry: Expiry,
+    create: CreateOp | None = None,
+) -> UpdateOp | None:
+    """The update as one op the server applies without the caller reading the record first, or
+    None when the changes need the record (see ``plain_changes``)."""
+    plain = plain_changes(meta, changes)
+    return None if plain is None else UpdateOp(meta, locator, plain, expiry, create=create)
+
+
 async def update_one(
     engine: WriteEngine,
     meta: ModelMeta,
@@ -130,9 +143,8 @@ async def update_one(
     create: CreateOp | None = None,
 ) -> Model | None:
     """Update the record a locator finds (or create ``create`` when there is none)."""
-    plain = plain_changes(meta, changes)
-    if plain is not None:
-        op = UpdateOp(meta, locator, plain, expiry, create=create)
+    op = plain_update_op(meta, locator, changes, expiry, create)
+    if op is not None:
         await engine.run([op])
         result: Model | None = op.result
         return result

@@ -125,6 +125,32 @@ class WriteEngine:
             op.accept(reply)
 
     async def _scripted(self, ops: Sequence[WriteOp]) -> list[Any]:
+        keys, args = self.script_call(ops)
+        return await self.run_script(ops, keys, args)
+
+    async def run_script(self, ops: Sequence[WriteOp], keys: list[str], args: list[str | int]) -> list[Any]:
+        """One call of the write script with the words ``script_call`` built for ``ops``; the
+        replies of the ops, or the refusal of the first one that failed (nothing was written)."""
+        reply = await self.backend.eval(WRITE_SCRIPT, keys, args)
+        if reply[0] == "err":
+            raise _script_error(ops, reply)
+        return list(reply[1:])
+
+    def script_call(self, ops: Sequence[WriteOp]) -> tuple[list[str], list[str | int]]:
+        """The keys and arguments of the write script call that applies ``ops``."""
+        if len(ops) == 1 and not isinstance(ops[0], CreateOp):  # the common write: no bookkeeping
+            (op,) = ops
+            meta = op.meta
+            return [meta.keys.ids()], [
+                1,
+                *layout(meta).words,
+                self.sweep_per_write,
+                "-",
+                1,
+                op.kind,
+                1,
+                *op.words(),
+            ]
         metas: dict[str, tuple[int, ModelMeta]] = {}
         for op in ops:
             metas.setdefault(op.meta.keys.base, (len(metas) + 1, op.meta))
@@ -141,11 +167,7 @@ class WriteEngine:
             for op in ops:
                 args.extend((op.kind, metas[op.meta.keys.base][0]))
                 args.extend(op.words())
-        keys = [meta.keys.ids() for _, meta in metas.values()]
-        reply = await self.backend.eval(WRITE_SCRIPT, keys, args)
-        if reply[0] == "err":
-            raise _script_error(ops, reply)
-        return list(reply[1:])
+        return [meta.keys.ids() for _, meta in metas.values()], args
 
     async def _watched(self, ops: Sequence[WriteOp]) -> list[Any]:
         """The same batch through WATCH/MULTI/EXEC, for servers that refuse scripts."""
