@@ -191,7 +191,7 @@ class Repository(Generic[M]):
         await self._claim_built(locator)
         await self._relations_built(selection)
         fields = None if selection is ALL else selection_fields(self.meta, selection)
-        row = await find_record(self._backend, self.meta, locator, equalities(where), fields)
+        row = await find_record(self._backend, self.meta, locator, where, fields)
         if row is None:
             return None
         if selection is not ALL:

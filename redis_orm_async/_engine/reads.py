@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 from .._backends.protocol import Backend, Command, ScriptsRefused, pairs_to_dict
 from .._errors import BackendError, NotFoundError
 from .._model.schema import ModelMeta
-from .._query.locate import Locator
+from .._query.locate import Locator, equalities
 from .._query.match import matcher, page, sort_rows
 from .._query.parse import TRUE, Query, Row, parse_where
 from .._query.planner import (
@@ -579,13 +579,14 @@ async def find_record(
     where: Mapping[str, Any],
     fields: Collection[str] | None = None,
 ) -> dict[str, str] | None:
-    """``find_unique``: one record by its id or a unique value (one round trip either way)."""
+    """``find_unique``: one record by its id or a unique value (one round trip either way);
+    ``where`` as the caller wrote it (``{"eq": v}`` values included)."""
     if locator.id_text is not None:
         if fields is None:  # the most common read of all: one HGETALL, nothing around it
             stored: dict[str, str] = await backend.execute(("HGETALL", meta.keys.record(locator.id_text)))
             return stored or None
         return (await fetch_rows(backend, meta, [locator.id_text], fields)).get(locator.id_text)
-    found = await _by_claim(backend, meta, locator, where, read_fields(fields))
+    found = await _by_claim(backend, meta, locator, equalities(where), read_fields(fields))
     return None if found is None else found[0]
 
 

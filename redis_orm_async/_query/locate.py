@@ -41,6 +41,8 @@ def is_unique_where(meta: ModelMeta, where: Any) -> bool:
 
 def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
     """Turn a ``find_unique``-style where into a locator: by id, or by one unique constraint."""
+    if type(where) is dict and len(where) == 1 and type(where.get("id")) in (str, int):
+        return Locator(meta, id_text=meta.id_text(where["id"]))  # the usual lookup, checked as below
     if not isinstance(where, Mapping) or not where:
         raise QueryError(f"{meta.name}: a unique lookup needs a non-empty where mapping")
     where = equalities(where)
