@@ -94,11 +94,9 @@ local EMPTY = {}
 -- fields, and of the unique constraints (name, #fields, fields). Answers the model and the
 -- position after it.
 local function read_list(words, at)
+  if words[at] == '0' then return EMPTY, at + 1 end
   local count = tonumber(words[at])
-  if count == 0 then return EMPTY, at + 1 end
-  local list = {}
-  for i = 1, count do list[i] = words[at + i] end
-  return list, at + count + 1
+  return {unpack(words, at + 1, at + count)}, at + count + 1
 end
 
 local function read_model(at)
@@ -133,19 +131,20 @@ local function read_model(at)
 end
 
 -- A state line: one row per field with facts, 'name\ttoken\tscore\tlex', rows joined by '\n'.
+-- One pattern reads every row; its frontiers (%f) pin it to a row's start and end, so that a row
+-- of any other shape is skipped, as Python skips it.
+local FACT_ROW = '%f[^\n%z]([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)%f[\n%z]'
 local function parse_facts(line)
   if not line then return EMPTY end
   local facts = {}
-  for row in string.gmatch(line, '[^\n]+') do
-    local name, token, score, lex = string.match(row, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
-    if name then facts[name] = {t = token, s = score, x = lex} end
-  end
+  for name, token, score, lex in string.gmatch(line, FACT_ROW) do facts[name] = {t = token, s = score, x = lex} end
   return facts
 end
 
 local function format_facts(model, facts)
-  local rows = {}
-  for _, name in ipairs(model.facts) do
+  local rows, names = {}, model.facts
+  for i = 1, #names do
+    local name = names[i]
     local fact = facts[name]
     if fact then rows[#rows + 1] = name .. '\t' .. fact.t .. '\t' .. fact.s .. '\t' .. fact.x end
   end
@@ -164,23 +163,30 @@ end
 -- Every ZSET entry the facts imply (ZSET key -> {member, score}), and every claim (claim key ->
 -- constraint); with ``only`` (a set of field names), just the entries of those fields and the
 -- claims of the constraints over them (an update derives what its changes touch, not the whole
--- record). The one derivation every write and every repair goes through.
+-- record). The one derivation every write and every repair goes through. (Loops count rather
+-- than call ipairs here and in write.lua's hot paths: each of its steps is a call.)
 local function index_entries(model, id, facts, only)
   local zsets = {}
   local base = model.base
   local score = model.int_ids and id or '0'  -- int ids sort numerically, string ids by text
   if not only then zsets[model.ids] = {id, score} end
-  for _, name in ipairs(model.equality) do
+  local names = model.equality
+  for i = 1, #names do
+    local name = names[i]
     local fact = facts[name]
     if fact and fact.t ~= '' and (not only or only[name]) then
       zsets[base .. ':i:' .. name .. ':' .. fact.t] = {id, score}
     end
   end
-  for _, name in ipairs(model.range) do
+  names = model.range
+  for i = 1, #names do
+    local name = names[i]
     local fact = facts[name]
     if fact and fact.s ~= '' and (not only or only[name]) then zsets[base .. ':z:' .. name] = {id, fact.s} end
   end
-  for _, name in ipairs(model.lex) do
+  names = model.lex
+  for i = 1, #names do
+    local name = names[i]
     local fact = facts[name]
     if fact and fact.x ~= '' and (not only or only[name]) then
       zsets[base .. ':l:' .. name] = {string.sub(fact.x, 2) .. '\0' .. id, '0'}
@@ -190,18 +196,21 @@ local function index_entries(model, id, facts, only)
 end
 
 local function claim_keys(model, id, facts, only)
-  if #model.uniques == 0 then return EMPTY end
+  local uniques = model.uniques
+  if #uniques == 0 then return EMPTY end
   local claims = {}
-  for _, unique in ipairs(model.uniques) do
-    local parts = {}
+  for u = 1, #uniques do
+    local unique = uniques[u]
+    local fields = unique.fields
+    local wanted = true
     if only then
-      local touched = false
-      for _, name in ipairs(unique.fields) do touched = touched or only[name] ~= nil end
-      if not touched then parts = nil end
+      wanted = false
+      for f = 1, #fields do wanted = wanted or only[fields[f]] ~= nil end
     end
-    if parts then
-      for _, name in ipairs(unique.fields) do
-        local token
+    if wanted then
+      local parts = {}
+      for f = 1, #fields do
+        local name, token = fields[f], nil
         if name == 'id' then
           token = value_token(id)
         else
@@ -209,10 +218,10 @@ local function claim_keys(model, id, facts, only)
           token = fact and fact.t or ''
         end
         if token == '' or token == '-' then parts = nil; break end
-        parts[#parts + 1] = token
+        parts[f] = token
       end
+      if parts then claims[model.base .. ':u:' .. unique.name .. ':' .. table.concat(parts, ':')] = unique.name end
     end
-    if parts then claims[model.base .. ':u:' .. unique.name .. ':' .. table.concat(parts, ':')] = unique.name end
   end
   return claims
 end

@@ -37,7 +37,7 @@
 
 -- The call's state, shared by the functions below.
 local position = 0  -- the ARGV words read so far
-local clock = nil  -- the server's time in ms, read once
+local clock, clock_text = nil, nil  -- the server's time in ms, read once, and as text
 local queued = {}  -- the commands pass two runs
 local holders = {}  -- claim key -> the id it holds as the batch leaves it (false: none)
 -- the overlay: one table per record touched, loaded once and changed as operations apply
@@ -51,12 +51,23 @@ write = {
     return ARGV[position]
   end,
 
+  -- the next ``count`` words at once (one call, not one per word)
+  args = function(count)
+    local first = position + 1
+    position = position + count
+    return unpack(ARGV, first, position)
+  end,
+
+  -- the server's time in ms, and the same as text: written out from TIME's own digits (seconds,
+  -- then the microseconds' first three of six), as turning a number into text is dear here
   now_ms = function()
     if not clock then
       local time = redis.call('TIME')
-      clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+      local micros = time[2]
+      clock_text = time[1] .. string.sub(string.rep('0', 6 - #micros) .. micros, 1, 3)
+      clock = tonumber(clock_text)
     end
-    return clock
+    return clock, clock_text
   end,
 
   queue = function(...) queued[#queued + 1] = {...} end,
@@ -76,12 +87,13 @@ write = {
     return model.expiring
   end,
 
-  -- a record's hash, and whether the record exists
-  read_hash = function(key)
-    local flat = redis.call('HGETALL', key)
+  -- read a record's hash, which also tells whether the record exists; HGETALL's own list is kept
+  -- as the answer for as long as the record's hash is the one it lists (see flat_hash)
+  read_hash = function(rec)
+    local flat = redis.call('HGETALL', rec.key)
     local hash = {}
     for i = 1, #flat, 2 do hash[flat[i]] = flat[i + 1] end
-    return hash, #flat > 0
+    rec.hash, rec.exists, rec.listing, rec.listing_of = hash, #flat > 0, flat, hash
   end,
 
   -- a record's overlay table, loaded once (``with_hash``: read the whole hash now, which also
@@ -90,40 +102,40 @@ write = {
     local cache_key = model.base .. '\n' .. id
     local found = records[cache_key]
     if found then
-      if with_hash and found.hash == nil then found.hash, found.exists = write.read_hash(found.key) end
+      if with_hash and found.hash == nil then write.read_hash(found) end
       return found
     end
     local line = redis.call('HGET', model.st, id)
     local expiry = false
     if write.expiring(model) then expiry = redis.call('ZSCORE', model.exp, id) end
-    local key = model.base .. ':r:' .. escape(id)
-    local hash, exists = nil, nil
-    if with_hash then
-      hash, exists = write.read_hash(key)
-    else
-      exists = redis.call('EXISTS', key) == 1
-    end
     -- every field the overlay may get is named here, so that the table is built at its full size
     found = {
-      model = model, id = id, key = key, facts = parse_facts(line), line = line or '',
-      exp = expiry and tonumber(expiry) or nil, exists = exists,
-      hash = hash,  -- nil until read
+      model = model, id = id, key = model.base .. ':r:' .. escape(id),
+      facts = parse_facts(line), line = line or '', exp = expiry and tonumber(expiry) or nil,
+      exists = nil, hash = nil, listing = nil, listing_of = nil,  -- set below, or by read_hash
       listed = nil,  -- whether the id ZSET lists it: nil until read
     }
+    if with_hash then
+      write.read_hash(found)
+    else
+      found.exists = redis.call('EXISTS', found.key) == 1
+    end
     records[cache_key] = found
     return found
   end,
 
   hash_of = function(rec)
     if rec.hash == nil then
-      if rec.exists then rec.hash, rec.exists = write.read_hash(rec.key) else rec.hash = {} end
+      if rec.exists then write.read_hash(rec) else rec.hash = {} end
     end
     return rec.hash
   end,
 
   flat_hash = function(rec)
+    local hash = write.hash_of(rec)
+    if rec.listing_of == hash then return rec.listing end
     local flat = {}
-    for name, text in pairs(write.hash_of(rec)) do
+    for name, text in pairs(hash) do
       flat[#flat + 1] = name
       flat[#flat + 1] = text
     end
@@ -298,17 +310,16 @@ write = {
   end,
 
   read_create = function(model)
-    local arg = write.arg
-    local id, ttl, fresh = arg(), arg(), arg() == 'n'
-    local writes = {}
-    for _ = 1, tonumber(arg()) do
-      writes[#writes + 1] = arg()
-      writes[#writes + 1] = arg()
+    local args = write.args
+    local id, ttl, fresh, count = args(4)
+    local writes = {args(2 * tonumber(count))}
+    local line = write.arg()
+    local facts, names = {}, model.facts
+    for i = 1, #names do
+      local token, score, lex = args(3)
+      facts[names[i]] = {t = token, s = score, x = lex}
     end
-    local line = arg()
-    local facts = {}
-    for _, name in ipairs(model.facts) do facts[name] = {t = arg(), s = arg(), x = arg()} end
-    return {id = id, ttl = ttl, fresh = fresh, writes = writes, line = line, facts = facts}
+    return {id = id, ttl = ttl, fresh = fresh == 'n', writes = writes, line = line, facts = facts}
   end,
 
   -- The first record of an empty model: every index the model has is complete, so its marker
@@ -317,16 +328,17 @@ write = {
   mark_empty_model = function(model)
     if model.checked_empty then return end
     model.checked_empty = true
+    if redis.call('EXISTS', model.ids) == 1 then return end
     local names = {'~since'}
     for _, name in ipairs(model.equality) do names[#names + 1] = 'i:' .. name end
     for _, name in ipairs(model.range) do names[#names + 1] = 'z:' .. name end
     for _, name in ipairs(model.lex) do names[#names + 1] = 'l:' .. name end
     for _, unique in ipairs(model.uniques) do names[#names + 1] = 'u:' .. unique.name end
-    if redis.call('EXISTS', model.ids) == 1 then return end
     local command = {'HSET', model.base .. ':ix'}
+    local _, now = write.now_ms()
     for _, name in ipairs(names) do
       command[#command + 1] = name
-      command[#command + 1] = tostring(write.now_ms())
+      command[#command + 1] = now
     end
     write.queue(unpack(command))
   end,
@@ -354,18 +366,18 @@ write = {
   end,
 
   update = function(index, model)
-    local arg = write.arg
-    local kind, value = arg(), arg()
+    local args = write.args
+    local kind, value = args(2)
     local expected, expected_count = write.read_expect()
-    local ttl = arg()
+    local ttl, count = args(2)
     local changes, only = {}, {}  -- ``only``: the fields whose entries the changes may move
-    for _ = 1, tonumber(arg()) do
-      local change = {name = arg(), op = arg(), value = arg(), t = arg(), s = arg(), x = arg()}
-      changes[#changes + 1] = change
-      only[change.name] = true
+    for k = 1, tonumber(count) do
+      local name, op, text, token, score, lex = args(6)
+      changes[k] = {name = name, op = op, value = text, t = token, s = score, x = lex}
+      only[name] = true
     end
     local spec = nil
-    if arg() == 'C' then spec = write.read_create(model) end
+    if write.arg() == 'C' then spec = write.read_create(model) end
     local rec = write.locate(model, kind, value)
     if not rec or not rec.exists then
       if rec and not write.clean(index, rec) then return false end
@@ -382,7 +394,8 @@ write = {
     for name, fact in pairs(rec.facts) do facts[name] = fact end
     local new_hash = {}
     for name, text in pairs(hash) do new_hash[name] = text end
-    for _, change in ipairs(changes) do
+    for k = 1, #changes do
+      local change = changes[k]
       local name = change.name
       if change.op == 'i' then
         local current = new_hash[name]
@@ -424,7 +437,7 @@ write = {
   end,
 
   delete = function(index, model)
-    local kind, value = write.arg(), write.arg()
+    local kind, value = write.args(2)
     local expected, expected_count = write.read_expect()
     local rec = write.live(index, model, kind, value)
     if not rec then return false end
@@ -437,8 +450,7 @@ write = {
   end,
 
   touch = function(index, model)
-    local kind, value = write.arg(), write.arg()
-    local ttl = write.arg()
+    local kind, value, ttl = write.args(3)
     local rec = write.live(index, model, kind, value)
     if not rec then return false end
     if not write.transition(index, rec, rec.facts, write.expiry_of(rec, ttl), {}, {}, false, rec.line, {}) then
@@ -450,10 +462,11 @@ write = {
   -- Remove the leftovers of due records; a live one keeps its entries, its expiry entry mended.
   sweep = function(index, model, limit)
     if not write.expiring(model) then return {0, 0} end
-    local now = write.now_ms()
-    local due = redis.call('ZRANGEBYSCORE', model.exp, '-inf', '(' .. now, 'LIMIT', 0, limit)
+    local now, now_text = write.now_ms()
+    local due = redis.call('ZRANGEBYSCORE', model.exp, '-inf', '(' .. now_text, 'LIMIT', 0, limit)
     local swept = 0
-    for _, id in ipairs(due) do
+    for i = 1, #due do
+      local id = due[i]
       local rec = write.record(model, id)
       if rec.exists then
         local left = redis.call('PTTL', rec.key)
@@ -744,9 +757,9 @@ end
 local results = {'ok'}
 local creates_only = true
 for index = 1, tonumber(write.arg()) do
-  local kind = write.arg()
+  local kind, model_index = write.args(2)
   if kind ~= 'C' then creates_only = false end
-  local model = models[tonumber(write.arg())]
+  local model = models[tonumber(model_index)]
   local result
   if kind == 'C' then
     result = write.create(index, model, write.read_create(model)) and true
@@ -777,7 +790,7 @@ for index = 1, tonumber(write.arg()) do
   results[#results + 1] = result
 end
 if sweep_limit > 0 then
-  for _, model in ipairs(models) do write.sweep(0, model, sweep_limit) end
+  for i = 1, #models do write.sweep(0, models[i], sweep_limit) end
 end
 
 if creates_only and #queued > 1 then
@@ -813,10 +826,11 @@ if creates_only and #queued > 1 then
     end
   end
 else
-  for _, command in ipairs(queued) do redis.call(unpack(command)) end
+  for i = 1, #queued do redis.call(unpack(queued[i])) end
 end
 -- a model left without records has no index to speak of: its marker goes with the last record
-for _, model in ipairs(models) do
+for i = 1, #models do
+  local model = models[i]
   if model.removed and redis.call('EXISTS', model.ids) == 0 then redis.call('DEL', model.base .. ':ix') end
 end
 return results
