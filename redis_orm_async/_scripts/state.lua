@@ -23,40 +23,6 @@ local function is_int_text(text)
     and string.match(text, '^%-?0%d') == nil and text ~= '-0'
 end
 
-local function compare_digits(a, b)
-  if #a ~= #b then return #a < #b and -1 or 1 end
-  if a == b then return 0 end
-  return a < b and -1 or 1
-end
-
-local function add_digits(a, b)
-  local out, carry = {}, 0
-  local i, j = #a, #b
-  while i > 0 or j > 0 or carry > 0 do
-    local sum = carry
-    if i > 0 then sum = sum + string.byte(a, i) - 48; i = i - 1 end
-    if j > 0 then sum = sum + string.byte(b, j) - 48; j = j - 1 end
-    out[#out + 1] = string.char(48 + sum % 10)
-    carry = math.floor(sum / 10)
-  end
-  return string.reverse(table.concat(out))
-end
-
--- a - b for digit strings with a >= b
-local function subtract_digits(a, b)
-  local out, borrow = {}, 0
-  local j = #b
-  for i = #a, 1, -1 do
-    local digit = string.byte(a, i) - 48 - borrow
-    if j > 0 then digit = digit - (string.byte(b, j) - 48); j = j - 1 end
-    if digit < 0 then digit = digit + 10; borrow = 1 else borrow = 0 end
-    out[#out + 1] = string.char(48 + digit)
-  end
-  local text = string.gsub(string.reverse(table.concat(out)), '^0+', '')
-  if text == '' then return '0' end
-  return text
-end
-
 -- exact sum of two canonical integer texts, whatever their size
 local function add_int(x, y)
   if #x < 16 and #y < 16 then
@@ -64,6 +30,42 @@ local function add_int(x, y)
     if sum == 0 then return '0' end
     return string.format('%.0f', sum)
   end
+  -- Digit-string arithmetic, built here rather than beside add_int: few sums need it, and before
+  -- Redis 7 every function a script defines at its top level is built again on every call.
+  local function compare_digits(a, b)
+    if #a ~= #b then return #a < #b and -1 or 1 end
+    if a == b then return 0 end
+    return a < b and -1 or 1
+  end
+
+  local function add_digits(a, b)
+    local out, carry = {}, 0
+    local i, j = #a, #b
+    while i > 0 or j > 0 or carry > 0 do
+      local sum = carry
+      if i > 0 then sum = sum + string.byte(a, i) - 48; i = i - 1 end
+      if j > 0 then sum = sum + string.byte(b, j) - 48; j = j - 1 end
+      out[#out + 1] = string.char(48 + sum % 10)
+      carry = math.floor(sum / 10)
+    end
+    return string.reverse(table.concat(out))
+  end
+
+  -- a - b for digit strings with a >= b
+  local function subtract_digits(a, b)
+    local out, borrow = {}, 0
+    local j = #b
+    for i = #a, 1, -1 do
+      local digit = string.byte(a, i) - 48 - borrow
+      if j > 0 then digit = digit - (string.byte(b, j) - 48); j = j - 1 end
+      if digit < 0 then digit = digit + 10; borrow = 1 else borrow = 0 end
+      out[#out + 1] = string.char(48 + digit)
+    end
+    local text = string.gsub(string.reverse(table.concat(out)), '^0+', '')
+    if text == '' then return '0' end
+    return text
+  end
+
   local x_negative, y_negative = string.sub(x, 1, 1) == '-', string.sub(y, 1, 1) == '-'
   local a = x_negative and string.sub(x, 2) or x
   local b = y_negative and string.sub(y, 2) or y
@@ -80,38 +82,45 @@ local function add_int(x, y)
   return digits
 end
 
+-- The one empty table that answers "nothing" wherever the answer is only read (a model without
+-- indexes, a record without facts): on the server every table costs time to build. Nothing may
+-- write into it.
+local EMPTY = {}
+
 -- A model as the client describes it, read from ARGV starting at ``at`` (the words of
 -- ``Layout.words`` in _model/state.py): base, flags ('i' for int ids), max_life in ms (or ''),
 -- then counted lists of the
 -- fields with facts (name, needs: t token, s score, x lex text), of the equality, range and lex
 -- fields, and of the unique constraints (name, #fields, fields). Answers the model and the
 -- position after it.
-local function read_list(words, at, list)
+local function read_list(words, at)
+  if words[at] == '0' then return EMPTY, at + 1 end
   local count = tonumber(words[at])
-  for i = 1, count do list[i] = words[at + i] end
-  return at + count + 1
+  return {unpack(words, at + 1, at + count)}, at + count + 1
 end
 
 local function read_model(at)
   local words = ARGV
   local base = words[at]
-  local facts, needs, equality, range, lex, uniques = {}, {}, {}, {}, {}, {}
+  local facts, needs, equality, range, lex, uniques = EMPTY, EMPTY, nil, nil, nil, EMPTY
   local count = tonumber(words[at + 3])
   local i = at + 4
+  if count > 0 then facts, needs = {}, {} end
   for k = 1, count do
     local name = words[i]
     facts[k] = name
     needs[name] = words[i + 1]
     i = i + 2
   end
-  i = read_list(words, i, equality)
-  i = read_list(words, i, range)
-  i = read_list(words, i, lex)
+  equality, i = read_list(words, i)
+  range, i = read_list(words, i)
+  lex, i = read_list(words, i)
   count = tonumber(words[i])
   i = i + 1
+  if count > 0 then uniques = {} end
   for k = 1, count do
-    local name, fields = words[i], {}
-    i = read_list(words, i + 1, fields)
+    local name, fields = words[i], nil
+    fields, i = read_list(words, i + 1)
     uniques[k] = {name = name, fields = fields}
   end
   return {
@@ -122,19 +131,20 @@ local function read_model(at)
 end
 
 -- A state line: one row per field with facts, 'name\ttoken\tscore\tlex', rows joined by '\n'.
+-- One pattern reads every row; its frontiers (%f) pin it to a row's start and end, so that a row
+-- of any other shape is skipped, as Python skips it.
+local FACT_ROW = '%f[^\n%z]([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)%f[\n%z]'
 local function parse_facts(line)
+  if not line then return EMPTY end
   local facts = {}
-  if not line then return facts end
-  for row in string.gmatch(line, '[^\n]+') do
-    local name, token, score, lex = string.match(row, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
-    if name then facts[name] = {t = token, s = score, x = lex} end
-  end
+  for name, token, score, lex in string.gmatch(line, FACT_ROW) do facts[name] = {t = token, s = score, x = lex} end
   return facts
 end
 
 local function format_facts(model, facts)
-  local rows = {}
-  for _, name in ipairs(model.facts) do
+  local rows, names = {}, model.facts
+  for i = 1, #names do
+    local name = names[i]
     local fact = facts[name]
     if fact then rows[#rows + 1] = name .. '\t' .. fact.t .. '\t' .. fact.s .. '\t' .. fact.x end
   end
@@ -150,84 +160,88 @@ local function int_facts(model, name, text)
   return fact
 end
 
-local function id_score(model, id)
-  if model.int_ids then return id end
-  return '0'
-end
-
--- Every ZSET entry and claim the facts imply, each handed to ``zset(key, member, score)`` or
--- ``claim(key, constraint)``; with ``only`` (a set of field names), just the entries of those
--- fields and of the constraints over them (an update derives what its changes touch, not the
--- whole record). The one derivation every write and every repair goes through.
-local function each_entry(model, id, facts, only, zset, claim)
-  local base, score = model.base, id_score(model, id)
-  if not only then zset(model.ids, id, score) end
-  for _, name in ipairs(model.equality) do
+-- Every ZSET entry the facts imply (ZSET key -> {member, score}), and every claim (claim key ->
+-- constraint); with ``only`` (a set of field names), just the entries of those fields and the
+-- claims of the constraints over them (an update derives what its changes touch, not the whole
+-- record). The one derivation every write and every repair goes through. (Loops count rather
+-- than call ipairs here and in write.lua's hot paths: each of its steps is a call.)
+local function index_entries(model, id, facts, only)
+  local zsets = {}
+  local base = model.base
+  local score = model.int_ids and id or '0'  -- int ids sort numerically, string ids by text
+  if not only then zsets[model.ids] = {id, score} end
+  local names = model.equality
+  for i = 1, #names do
+    local name = names[i]
     local fact = facts[name]
     if fact and fact.t ~= '' and (not only or only[name]) then
-      zset(base .. ':i:' .. name .. ':' .. fact.t, id, score)
+      zsets[base .. ':i:' .. name .. ':' .. fact.t] = {id, score}
     end
   end
-  for _, name in ipairs(model.range) do
+  names = model.range
+  for i = 1, #names do
+    local name = names[i]
     local fact = facts[name]
-    if fact and fact.s ~= '' and (not only or only[name]) then zset(base .. ':z:' .. name, id, fact.s) end
+    if fact and fact.s ~= '' and (not only or only[name]) then zsets[base .. ':z:' .. name] = {id, fact.s} end
   end
-  for _, name in ipairs(model.lex) do
+  names = model.lex
+  for i = 1, #names do
+    local name = names[i]
     local fact = facts[name]
     if fact and fact.x ~= '' and (not only or only[name]) then
-      zset(base .. ':l:' .. name, string.sub(fact.x, 2) .. '\0' .. id, '0')
+      zsets[base .. ':l:' .. name] = {string.sub(fact.x, 2) .. '\0' .. id, '0'}
     end
   end
-  for _, unique in ipairs(model.uniques) do
-    local parts = {}
-    if only then
-      local touched = false
-      for _, name in ipairs(unique.fields) do touched = touched or only[name] ~= nil end
-      if not touched then parts = nil end
-    end
-    for _, name in ipairs(parts and unique.fields or {}) do
-      local token
-      if name == 'id' then
-        token = value_token(id)
-      else
-        local fact = facts[name]
-        token = fact and fact.t or ''
-      end
-      if token == '' or token == '-' then parts = nil; break end
-      parts[#parts + 1] = token
-    end
-    if parts then claim(base .. ':u:' .. unique.name .. ':' .. table.concat(parts, ':'), unique.name) end
-  end
+  return zsets
 end
 
--- The same entries as tables: ZSET key -> {member, score}, claim key -> constraint.
+local function claim_keys(model, id, facts, only)
+  local uniques = model.uniques
+  if #uniques == 0 then return EMPTY end
+  local claims = {}
+  for u = 1, #uniques do
+    local unique = uniques[u]
+    local fields = unique.fields
+    local wanted = true
+    if only then
+      wanted = false
+      for f = 1, #fields do wanted = wanted or only[fields[f]] ~= nil end
+    end
+    if wanted then
+      local parts = {}
+      for f = 1, #fields do
+        local name, token = fields[f], nil
+        if name == 'id' then
+          token = value_token(id)
+        else
+          local fact = facts[name]
+          token = fact and fact.t or ''
+        end
+        if token == '' or token == '-' then parts = nil; break end
+        parts[f] = token
+      end
+      if parts then claims[model.base .. ':u:' .. unique.name .. ':' .. table.concat(parts, ':')] = unique.name end
+    end
+  end
+  return claims
+end
+
 local function entries(model, id, facts, only)
-  local zsets, claims = {}, {}
-  each_entry(model, id, facts, only,
-    function(key, member, score) zsets[key] = {member, score} end,
-    function(key, constraint) claims[key] = constraint end)
-  return zsets, claims
+  return index_entries(model, id, facts, only), claim_keys(model, id, facts, only)
 end
 
 local CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 
--- the creation time (ms) a ULID carries, or nil for an id that is not one
-local function ulid_time_ms(id)
-  if #id ~= 26 then return nil end
-  local value = 0
+-- an expiry no later than the record's max_life allows (the model's cap, counted from the
+-- creation time its ULID carries; an id that is not a ULID has no cap)
+local function capped(model, id, expiry)
+  if not model.max_life or #id ~= 26 then return expiry end
+  local born = 0
   for i = 1, 10 do
     local digit = string.find(CROCKFORD, string.sub(id, i, i), 1, true)
-    if not digit then return nil end
-    value = value * 32 + digit - 1
+    if not digit then return expiry end
+    born = born * 32 + digit - 1
   end
-  return value
-end
-
--- an expiry no later than the record's max_life allows (the model's cap, from its ULID)
-local function capped(model, id, expiry)
-  if not model.max_life then return expiry end
-  local born = ulid_time_ms(id)
-  if not born then return expiry end
   local deadline = born + model.max_life
   if not expiry or expiry > deadline then return deadline end
   return expiry

@@ -27,687 +27,728 @@
 -- ttl: 'k' keep, 'p' persist, or milliseconds; change op: 's' set, 'n' null, 'i' add an integer;
 -- fresh: 'n' for an id the client generated (nothing to read), '-' otherwise.
 -- Answer: {'ok', result...} or {'err', op, code, detail...}.
+--
+-- Before Redis 7 the whole script runs on every call: every function it defines is built again
+-- each time, each local a function captures is one more object, looked up through the list of
+-- those already captured, and a table grown field by field is rehashed as it grows. Hence its
+-- shape: the functions are built in one constructor, as the fields of ``write`` (nearly all that
+-- each captures), and the ops few batches hold (maintenance, repair, the bulk create) only when
+-- one arrives.
 
-local position = 0
-local function arg()
-  position = position + 1
-  return ARGV[position]
-end
-local function int_arg() return tonumber(arg()) end
-
-local clock = nil
-local function now_ms()
-  if not clock then
-    local time = redis.call('TIME')
-    clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  end
-  return clock
-end
-
-local models = {}
-for i = 1, int_arg() do
-  local model, after = read_model(position + 1)
-  models[i] = model
-  position = after - 1
-end
-local sweep_limit = int_arg()
-local bulk = arg() == 'B'
-
-local queued = {}
-local function queue(...) queued[#queued + 1] = {...} end
-
-local holders = {}
-local function holder_of(claim)
-  local holder = holders[claim]
-  if holder == nil then
-    holder = redis.call('GET', claim)
-    holders[claim] = holder
-  end
-  return holder
-end
-
--- whether any record of the model may expire: only then is its expiry ZSET read
-local function expiring(model)
-  if model.expiring == nil then model.expiring = redis.call('EXISTS', model.exp) == 1 end
-  return model.expiring
-end
-
-local function read_hash_into(rec)
-  local flat = redis.call('HGETALL', rec.key)
-  local hash = {}
-  for i = 1, #flat, 2 do hash[flat[i]] = flat[i + 1] end
-  rec.hash, rec.exists = hash, #flat > 0
-end
-
+-- The call's state, shared by the functions below.
+local position = 0  -- the ARGV words read so far
+local clock, clock_text = nil, nil  -- the server's time in ms, read once, and as text
+local queued = {}  -- the commands pass two runs
+local holders = {}  -- claim key -> the id it holds as the batch leaves it (false: none)
 -- the overlay: one table per record touched, loaded once and changed as operations apply
--- (``with_hash``: read the whole hash now, which also tells whether the record exists)
 local records = {}
-local function record(model, id, with_hash)
-  local cache_key = model.base .. '\n' .. id
-  local found = records[cache_key]
-  if found then
-    if with_hash and found.hash == nil then read_hash_into(found) end
-    return found
-  end
-  local line = redis.call('HGET', model.st, id)
-  local expiry = false
-  if expiring(model) then expiry = redis.call('ZSCORE', model.exp, id) end
-  found = {
-    model = model, id = id, key = model.base .. ':r:' .. escape(id),
-    facts = parse_facts(line), line = line or '',
-    exp = expiry and tonumber(expiry) or nil,
-  }
-  if with_hash then
-    read_hash_into(found)
-  else
-    found.exists = redis.call('EXISTS', found.key) == 1
-  end
-  records[cache_key] = found
-  return found
-end
+local failure = nil  -- the first op that fails: {'err', op, code, detail...}
 
-local function hash_of(rec)
-  if rec.hash == nil then
-    if rec.exists then read_hash_into(rec) else rec.hash = {} end
-  end
-  return rec.hash
-end
+local write
+write = {
+  arg = function()
+    position = position + 1
+    return ARGV[position]
+  end,
 
-local function flat_hash(rec)
-  local flat = {}
-  for name, text in pairs(hash_of(rec)) do
-    flat[#flat + 1] = name
-    flat[#flat + 1] = text
-  end
-  return flat
-end
+  -- the next ``count`` words at once (one call, not one per word)
+  args = function(count)
+    local first = position + 1
+    position = position + count
+    return unpack(ARGV, first, position)
+  end,
 
--- a record with nothing but leftovers: its hash is gone (expired, evicted, deleted by hand)
-local function leftovers(rec)
-  if rec.exists then return false end
-  if rec.listed == nil then rec.listed = redis.call('ZSCORE', rec.model.ids, rec.id) ~= false end
-  return rec.line ~= '' or rec.exp ~= nil or rec.listed
-end
-
-local failure = nil
-local function fail(index, code, ...)
-  if not failure then failure = {'err', index, code, ...} end
-  return false
-end
-
-local function claims_of(rec)
-  if not rec.exists then return {} end
-  local _, claims = entries(rec.model, rec.id, rec.facts)
-  return claims
-end
-
--- Queue the index moves from a record's old entries to its new ones: remove what the new ones
--- drop, add what they add (all of them when ``add_all``: a rebuild cannot trust the old ones),
--- and release the old claims the record still holds.
-local function move_entries(id, old_zsets, old_claims, new_zsets, new_claims, add_all)
-  for key, entry in pairs(old_zsets) do
-    local after = new_zsets[key]
-    if not after or after[1] ~= entry[1] then queue('ZREM', key, entry[1]) end
-  end
-  for key, entry in pairs(new_zsets) do
-    local before = old_zsets[key]
-    if add_all or not before or before[1] ~= entry[1] or before[2] ~= entry[2] then
-      queue('ZADD', key, entry[2], entry[1])
+  -- the server's time in ms, and the same as text: written out from TIME's own digits (seconds,
+  -- then the microseconds' first three of six), as turning a number into text is dear here
+  now_ms = function()
+    if not clock then
+      local time = redis.call('TIME')
+      local micros = time[2]
+      clock_text = time[1] .. string.sub(string.rep('0', 6 - #micros) .. micros, 1, 3)
+      clock = tonumber(clock_text)
     end
-  end
-  for claim in pairs(old_claims) do
-    if not new_claims[claim] and holder_of(claim) == id then
-      queue('DEL', claim)
-      holders[claim] = false
+    return clock, clock_text
+  end,
+
+  queue = function(...) queued[#queued + 1] = {...} end,
+
+  holder_of = function(claim)
+    local holder = holders[claim]
+    if holder == nil then
+      holder = redis.call('GET', claim)
+      holders[claim] = holder
     end
-  end
-end
+    return holder
+  end,
 
--- Move a record from its current state to a new one: nil facts removes it. Checks the unique
--- claims it wants (a claim held by another live record that still holds the value is a
--- violation; any other holder is stale and taken over), then queues every change.
--- ``only``: the fields whose facts may change (an update's), so that the entries of the others are
--- neither derived nor compared; nil for a create, a removal or a rebuild.
-local function transition(index, rec, new_facts, new_exp, hash_writes, hash_deletes, fresh, new_line, only)
-  local model, id = rec.model, rec.id
-  local old_zsets, old_claims = {}, {}
-  if rec.exists or leftovers(rec) then old_zsets, old_claims = entries(model, id, rec.facts, only) end
-  local new_zsets, new_claims = {}, {}
-  if new_facts then new_zsets, new_claims = entries(model, id, new_facts, only) end
+  -- whether any record of the model may expire: only then is its expiry ZSET read
+  expiring = function(model)
+    if model.expiring == nil then model.expiring = redis.call('EXISTS', model.exp) == 1 end
+    return model.expiring
+  end,
 
-  for claim, constraint in pairs(new_claims) do
-    if rec.exists and old_claims[claim] then
-      holders[claim] = id  -- a live record holds the claims its state lists
+  -- read a record's hash, which also tells whether the record exists; HGETALL's own list is kept
+  -- as the answer for as long as the record's hash is the one it lists (see flat_hash)
+  read_hash = function(rec)
+    local flat = redis.call('HGETALL', rec.key)
+    local hash = {}
+    for i = 1, #flat, 2 do hash[flat[i]] = flat[i + 1] end
+    rec.hash, rec.exists, rec.listing, rec.listing_of = hash, #flat > 0, flat, hash
+  end,
+
+  -- a record's overlay table, loaded once (``with_hash``: read the whole hash now, which also
+  -- tells whether the record exists)
+  record = function(model, id, with_hash)
+    local cache_key = model.base .. '\n' .. id
+    local found = records[cache_key]
+    if found then
+      if with_hash and found.hash == nil then write.read_hash(found) end
+      return found
+    end
+    local line = redis.call('HGET', model.st, id)
+    local expiry = false
+    if write.expiring(model) then expiry = redis.call('ZSCORE', model.exp, id) end
+    -- every field the overlay may get is named here, so that the table is built at its full size
+    found = {
+      model = model, id = id, key = model.base .. ':r:' .. escape(id),
+      facts = parse_facts(line), line = line or '', exp = expiry and tonumber(expiry) or nil,
+      exists = nil, hash = nil, listing = nil, listing_of = nil,  -- set below, or by read_hash
+      listed = nil,  -- whether the id ZSET lists it: nil until read
+    }
+    if with_hash then
+      write.read_hash(found)
     else
-      local holder = holder_of(claim)
-      if holder and holder ~= id then
-        local other = record(model, holder)
-        if other.exists and claims_of(other)[claim] then
-          return fail(index, 'unique', model.base, constraint)
+      found.exists = redis.call('EXISTS', found.key) == 1
+    end
+    records[cache_key] = found
+    return found
+  end,
+
+  hash_of = function(rec)
+    if rec.hash == nil then
+      if rec.exists then write.read_hash(rec) else rec.hash = {} end
+    end
+    return rec.hash
+  end,
+
+  flat_hash = function(rec)
+    local hash = write.hash_of(rec)
+    if rec.listing_of == hash then return rec.listing end
+    local flat = {}
+    for name, text in pairs(hash) do
+      flat[#flat + 1] = name
+      flat[#flat + 1] = text
+    end
+    return flat
+  end,
+
+  -- a record with nothing but leftovers: its hash is gone (expired, evicted, deleted by hand)
+  leftovers = function(rec)
+    if rec.exists then return false end
+    if rec.listed == nil then rec.listed = redis.call('ZSCORE', rec.model.ids, rec.id) ~= false end
+    return rec.line ~= '' or rec.exp ~= nil or rec.listed
+  end,
+
+  fail = function(index, code, ...)
+    if not failure then failure = {'err', index, code, ...} end
+    return false
+  end,
+
+  claims_of = function(rec)
+    if not rec.exists then return {} end
+    return claim_keys(rec.model, rec.id, rec.facts)
+  end,
+
+  -- Queue the index moves from a record's old entries to its new ones: remove what the new ones
+  -- drop, add what they add (all of them when ``add_all``: a rebuild cannot trust the old ones),
+  -- and release the old claims the record still holds.
+  move_entries = function(id, old_zsets, old_claims, new_zsets, new_claims, add_all)
+    local queue = write.queue
+    for key, entry in pairs(old_zsets) do
+      local after = new_zsets[key]
+      if not after or after[1] ~= entry[1] then queue('ZREM', key, entry[1]) end
+    end
+    for key, entry in pairs(new_zsets) do
+      local before = old_zsets[key]
+      if add_all or not before or before[1] ~= entry[1] or before[2] ~= entry[2] then
+        queue('ZADD', key, entry[2], entry[1])
+      end
+    end
+    for claim in pairs(old_claims) do
+      if not new_claims[claim] and write.holder_of(claim) == id then
+        queue('DEL', claim)
+        holders[claim] = false
+      end
+    end
+  end,
+
+  -- Move a record from its current state to a new one: nil facts removes it. Checks the unique
+  -- claims it wants (a claim held by another live record that still holds the value is a
+  -- violation; any other holder is stale and taken over), then queues every change.
+  -- ``only``: the fields whose facts may change (an update's), so that the entries of the others are
+  -- neither derived nor compared; nil for a create, a removal or a rebuild.
+  transition = function(index, rec, new_facts, new_exp, hash_writes, hash_deletes, fresh, new_line, only)
+    local queue = write.queue
+    local model, id = rec.model, rec.id
+    local old_zsets, old_claims = EMPTY, EMPTY
+    if rec.exists or write.leftovers(rec) then old_zsets, old_claims = entries(model, id, rec.facts, only) end
+    local new_zsets, new_claims = EMPTY, EMPTY
+    if new_facts then new_zsets, new_claims = entries(model, id, new_facts, only) end
+
+    for claim, constraint in pairs(new_claims) do
+      if rec.exists and old_claims[claim] then
+        holders[claim] = id  -- a live record holds the claims its state lists
+      else
+        local holder = write.holder_of(claim)
+        if holder and holder ~= id then
+          local other = write.record(model, holder)
+          if other.exists and write.claims_of(other)[claim] then
+            return write.fail(index, 'unique', model.base, constraint)
+          end
         end
       end
     end
-  end
 
-  if not new_facts then
-    if rec.exists then queue('DEL', rec.key) end
-  elseif fresh then
-    local mapping = {'HSET', rec.key, 'id', id}
-    for i = 1, #hash_writes, 2 do
-      mapping[#mapping + 1] = hash_writes[i]
-      mapping[#mapping + 1] = hash_writes[i + 1]
+    if not new_facts then
+      if rec.exists then queue('DEL', rec.key) end
+    elseif fresh then
+      local mapping = {'HSET', rec.key, 'id', id}
+      for i = 1, #hash_writes, 2 do
+        mapping[#mapping + 1] = hash_writes[i]
+        mapping[#mapping + 1] = hash_writes[i + 1]
+      end
+      queue(unpack(mapping))
+    else
+      if #hash_writes > 0 then queue('HSET', rec.key, unpack(hash_writes)) end
+      if #hash_deletes > 0 then queue('HDEL', rec.key, unpack(hash_deletes)) end
     end
-    queue(unpack(mapping))
-  else
-    if #hash_writes > 0 then queue('HSET', rec.key, unpack(hash_writes)) end
-    if #hash_deletes > 0 then queue('HDEL', rec.key, unpack(hash_deletes)) end
-  end
 
-  move_entries(id, old_zsets, old_claims, new_zsets, new_claims, false)
-  local expiry_changed = new_facts and new_exp ~= rec.exp
-  for claim in pairs(new_claims) do
-    if holders[claim] ~= id then
-      if new_exp then queue('SET', claim, id, 'PXAT', new_exp) else queue('SET', claim, id) end
-      holders[claim] = id
-    elseif expiry_changed then
-      if new_exp then queue('PEXPIREAT', claim, new_exp) else queue('PERSIST', claim) end
-    end
-  end
-  if expiry_changed and only then  -- the claims no change touched still follow the new expiry
-    local _, all_claims = entries(model, id, new_facts)
-    for claim in pairs(all_claims) do
-      if not new_claims[claim] then
+    write.move_entries(id, old_zsets, old_claims, new_zsets, new_claims, false)
+    local expiry_changed = new_facts and new_exp ~= rec.exp
+    for claim in pairs(new_claims) do
+      if holders[claim] ~= id then
+        if new_exp then queue('SET', claim, id, 'PXAT', new_exp) else queue('SET', claim, id) end
+        holders[claim] = id
+      elseif expiry_changed then
         if new_exp then queue('PEXPIREAT', claim, new_exp) else queue('PERSIST', claim) end
       end
     end
-  end
+    if expiry_changed and only then  -- the claims no change touched still follow the new expiry
+      for claim in pairs(claim_keys(model, id, new_facts)) do
+        if not new_claims[claim] then
+          if new_exp then queue('PEXPIREAT', claim, new_exp) else queue('PERSIST', claim) end
+        end
+      end
+    end
 
-  if new_facts then
-    if expiry_changed or (fresh and new_exp) then
-      if new_exp then
-        queue('PEXPIREAT', rec.key, new_exp)
-        queue('ZADD', model.exp, new_exp, id)
+    if new_facts then
+      if expiry_changed or (fresh and new_exp) then
+        if new_exp then
+          queue('PEXPIREAT', rec.key, new_exp)
+          queue('ZADD', model.exp, new_exp, id)
+        else
+          if not fresh then queue('PERSIST', rec.key) end
+          queue('ZREM', model.exp, id)
+        end
+      end
+      local line = new_line or format_facts(model, new_facts)
+      if line ~= rec.line then
+        if line == '' then queue('HDEL', model.st, id) else queue('HSET', model.st, id, line) end
+      end
+      rec.line, rec.exp, rec.listed, rec.exists, rec.facts = line, new_exp, true, true, new_facts
+    else
+      if rec.exp then queue('ZREM', model.exp, id) end
+      if rec.line ~= '' then queue('HDEL', model.st, id) end
+      rec.line, rec.exp, rec.listed, rec.exists, rec.facts, rec.hash = '', nil, false, false, EMPTY, {}
+      model.removed = true
+    end
+    return true
+  end,
+
+  clean = function(index, rec)
+    if write.leftovers(rec) then return write.transition(index, rec, nil, nil, {}, {}, false) end
+    return true
+  end,
+
+  -- the hash a caller read, as '-' or #fields and (name, text) pairs: nil or the hash, and #fields
+  read_expect = function()
+    local count = write.arg()
+    if count == '-' then return nil, 0 end
+    count = tonumber(count)
+    local expected = {}
+    for _ = 1, count do
+      local name = write.arg()
+      expected[name] = write.arg()
+    end
+    return expected, count
+  end,
+
+  same_hash = function(actual, expected, count)
+    local seen = 0
+    for name, text in pairs(actual) do
+      if expected[name] ~= text then return false end
+      seen = seen + 1
+    end
+    return seen == count
+  end,
+
+  expiry_of = function(rec, ttl)
+    if ttl == 'k' then return rec.exp end
+    local expiry = nil
+    if ttl ~= 'p' then expiry = write.now_ms() + tonumber(ttl) end
+    return capped(rec.model, rec.id, expiry)
+  end,
+
+  -- the record a locator names, or nil; a claim must point at a live record that still holds it
+  locate = function(model, kind, value)
+    if kind == 'i' then return write.record(model, value, true) end
+    local holder = write.holder_of(value)
+    if not holder then return nil end
+    local rec = write.record(model, holder, true)
+    if rec.exists and not write.claims_of(rec)[value] then return nil end
+    return rec
+  end,
+
+  read_create = function(model)
+    local args = write.args
+    local id, ttl, fresh, count = args(4)
+    local writes = {args(2 * tonumber(count))}
+    local line = write.arg()
+    local facts, names = {}, model.facts
+    for i = 1, #names do
+      local token, score, lex = args(3)
+      facts[names[i]] = {t = token, s = score, x = lex}
+    end
+    return {id = id, ttl = ttl, fresh = fresh == 'n', writes = writes, line = line, facts = facts}
+  end,
+
+  -- The first record of an empty model: every index the model has is complete, so its marker
+  -- ('<base>:ix', see _engine/built.py) names them all (and '~since', so that a model with no index
+  -- has a marker too); reindex and repair name those added later.
+  mark_empty_model = function(model)
+    if model.checked_empty then return end
+    model.checked_empty = true
+    if redis.call('EXISTS', model.ids) == 1 then return end
+    local names = {'~since'}
+    for _, name in ipairs(model.equality) do names[#names + 1] = 'i:' .. name end
+    for _, name in ipairs(model.range) do names[#names + 1] = 'z:' .. name end
+    for _, name in ipairs(model.lex) do names[#names + 1] = 'l:' .. name end
+    for _, unique in ipairs(model.uniques) do names[#names + 1] = 'u:' .. unique.name end
+    local command = {'HSET', model.base .. ':ix'}
+    local _, now = write.now_ms()
+    for _, name in ipairs(names) do
+      command[#command + 1] = name
+      command[#command + 1] = now
+    end
+    write.queue(unpack(command))
+  end,
+
+  create = function(index, model, spec)
+    write.mark_empty_model(model)
+    local cache_key = model.base .. '\n' .. spec.id
+    if spec.fresh and not records[cache_key] then
+      -- an id the client just generated: no record, and nothing left of one, can have it
+      records[cache_key] = {
+        model = model, id = spec.id, key = model.base .. ':r:' .. escape(spec.id),
+        exists = false, facts = EMPTY, line = '', listed = false,
+      }
+    end
+    local rec = write.record(model, spec.id)
+    if rec.exists then return write.fail(index, 'exists', model.base, spec.id) end
+    local exp = nil
+    if spec.ttl ~= '' then exp = write.now_ms() + tonumber(spec.ttl) end
+    exp = capped(model, spec.id, exp)
+    if not write.transition(index, rec, spec.facts, exp, spec.writes, {}, true, spec.line) then return false end
+    local hash = {id = spec.id}
+    for i = 1, #spec.writes, 2 do hash[spec.writes[i]] = spec.writes[i + 1] end
+    rec.hash = hash
+    return rec
+  end,
+
+  update = function(index, model)
+    local args = write.args
+    local kind, value = args(2)
+    local expected, expected_count = write.read_expect()
+    local ttl, count = args(2)
+    local changes, only = {}, {}  -- ``only``: the fields whose entries the changes may move
+    for k = 1, tonumber(count) do
+      local name, op, text, token, score, lex = args(6)
+      changes[k] = {name = name, op = op, value = text, t = token, s = score, x = lex}
+      only[name] = true
+    end
+    local spec = nil
+    if write.arg() == 'C' then spec = write.read_create(model) end
+    local rec = write.locate(model, kind, value)
+    if not rec or not rec.exists then
+      if rec and not write.clean(index, rec) then return false end
+      if not spec then return false end
+      local created = write.create(index, model, spec)
+      if not created then return false end
+      return write.flat_hash(created)
+    end
+    local hash = write.hash_of(rec)
+    if expected and not write.same_hash(hash, expected, expected_count) then
+      return write.fail(index, 'conflict', model.base, rec.id)
+    end
+    local facts = {}
+    for name, fact in pairs(rec.facts) do facts[name] = fact end
+    local new_hash = {}
+    for name, text in pairs(hash) do new_hash[name] = text end
+    for k = 1, #changes do
+      local change = changes[k]
+      local name = change.name
+      if change.op == 'i' then
+        local current = new_hash[name]
+        if current == nil then return write.fail(index, 'null', model.base, name) end
+        if not is_int_text(current) then return write.fail(index, 'not_int', model.base, name) end
+        local text = add_int(current, change.value)
+        new_hash[name] = text
+        if model.needs[name] then facts[name] = int_facts(model, name, text) end
       else
-        if not fresh then queue('PERSIST', rec.key) end
-        queue('ZREM', model.exp, id)
+        if change.op == 's' then new_hash[name] = change.value else new_hash[name] = nil end
+        if model.needs[name] then facts[name] = {t = change.t, s = change.s, x = change.x} end
       end
     end
-    local line = new_line or format_facts(model, new_facts)
-    if line ~= rec.line then
-      if line == '' then queue('HDEL', model.st, id) else queue('HSET', model.st, id, line) end
+    local writes, deletes = {}, {}
+    for name, text in pairs(new_hash) do
+      if hash[name] ~= text then
+        writes[#writes + 1] = name
+        writes[#writes + 1] = text
+      end
     end
-    rec.line, rec.exp, rec.listed, rec.exists, rec.facts = line, new_exp, true, true, new_facts
-  else
-    if rec.exp then queue('ZREM', model.exp, id) end
-    if rec.line ~= '' then queue('HDEL', model.st, id) end
-    rec.line, rec.exp, rec.listed, rec.exists, rec.facts, rec.hash = '', nil, false, false, {}, {}
-    model.removed = true
-  end
-  return true
-end
-
-local function clean(index, rec)
-  if leftovers(rec) then return transition(index, rec, nil, nil, {}, {}, false) end
-  return true
-end
-
-local function read_hash(count)
-  local expected = {}
-  for _ = 1, count do
-    local name = arg()
-    expected[name] = arg()
-  end
-  return expected
-end
-
-local function same_hash(actual, expected, count)
-  local seen = 0
-  for name, text in pairs(actual) do
-    if expected[name] ~= text then return false end
-    seen = seen + 1
-  end
-  return seen == count
-end
-
-local function expiry_of(rec, ttl)
-  if ttl == 'k' then return rec.exp end
-  local expiry = nil
-  if ttl ~= 'p' then expiry = now_ms() + tonumber(ttl) end
-  return capped(rec.model, rec.id, expiry)
-end
-
--- the record a locator names, or nil; a claim must point at a live record that still holds it
-local function locate(model, kind, value)
-  if kind == 'i' then return record(model, value, true) end
-  local holder = holder_of(value)
-  if not holder then return nil end
-  local rec = record(model, holder, true)
-  if rec.exists and not claims_of(rec)[value] then return nil end
-  return rec
-end
-
-local function read_create(model)
-  local spec = {id = arg(), ttl = arg(), fresh = arg() == 'n', writes = {}}
-  for _ = 1, int_arg() do
-    spec.writes[#spec.writes + 1] = arg()
-    spec.writes[#spec.writes + 1] = arg()
-  end
-  spec.line = arg()
-  local facts = {}
-  for _, name in ipairs(model.facts) do facts[name] = {t = arg(), s = arg(), x = arg()} end
-  spec.facts = facts
-  return spec
-end
-
--- The first record of an empty model: every index the model has is complete, so its marker
--- ('<base>:ix', see _engine/built.py) names them all (and '~since', so that a model with no index
--- has a marker too); reindex and repair name those added later.
-local function mark_empty_model(model)
-  if model.checked_empty then return end
-  model.checked_empty = true
-  local names = {'~since'}
-  for _, name in ipairs(model.equality) do names[#names + 1] = 'i:' .. name end
-  for _, name in ipairs(model.range) do names[#names + 1] = 'z:' .. name end
-  for _, name in ipairs(model.lex) do names[#names + 1] = 'l:' .. name end
-  for _, unique in ipairs(model.uniques) do names[#names + 1] = 'u:' .. unique.name end
-  if redis.call('EXISTS', model.ids) == 1 then return end
-  local command = {'HSET', model.base .. ':ix'}
-  for _, name in ipairs(names) do
-    command[#command + 1] = name
-    command[#command + 1] = tostring(now_ms())
-  end
-  queue(unpack(command))
-end
-
-local function create(index, model, spec)
-  mark_empty_model(model)
-  local cache_key = model.base .. '\n' .. spec.id
-  if spec.fresh and not records[cache_key] then
-    -- an id the client just generated: no record, and nothing left of one, can have it
-    records[cache_key] = {
-      model = model, id = spec.id, key = model.base .. ':r:' .. escape(spec.id),
-      exists = false, facts = {}, line = '', listed = false,
-    }
-  end
-  local rec = record(model, spec.id)
-  if rec.exists then return fail(index, 'exists', model.base, spec.id) end
-  local exp = nil
-  if spec.ttl ~= '' then exp = now_ms() + tonumber(spec.ttl) end
-  exp = capped(model, spec.id, exp)
-  if not transition(index, rec, spec.facts, exp, spec.writes, {}, true, spec.line) then return false end
-  local hash = {id = spec.id}
-  for i = 1, #spec.writes, 2 do hash[spec.writes[i]] = spec.writes[i + 1] end
-  rec.hash = hash
-  return rec
-end
-
-local function read_expect()
-  local expect = arg()
-  if expect == '-' then return nil, 0 end
-  local count = tonumber(expect)
-  return read_hash(count), count
-end
-
-local function update(index, model)
-  local kind, value = arg(), arg()
-  local expected, expected_count = read_expect()
-  local ttl = arg()
-  local changes = {}
-  for _ = 1, int_arg() do
-    changes[#changes + 1] = {name = arg(), op = arg(), value = arg(), t = arg(), s = arg(), x = arg()}
-  end
-  local spec = nil
-  if arg() == 'C' then spec = read_create(model) end
-  local rec = locate(model, kind, value)
-  if not rec or not rec.exists then
-    if rec and not clean(index, rec) then return false end
-    if not spec then return false end
-    local created = create(index, model, spec)
-    if not created then return false end
-    return flat_hash(created)
-  end
-  local hash = hash_of(rec)
-  if expected and not same_hash(hash, expected, expected_count) then
-    return fail(index, 'conflict', model.base, rec.id)
-  end
-  local facts = {}
-  for name, fact in pairs(rec.facts) do facts[name] = fact end
-  local new_hash = {}
-  for name, text in pairs(hash) do new_hash[name] = text end
-  for _, change in ipairs(changes) do
-    local name = change.name
-    if change.op == 'i' then
-      local current = new_hash[name]
-      if current == nil then return fail(index, 'null', model.base, name) end
-      if not is_int_text(current) then return fail(index, 'not_int', model.base, name) end
-      local text = add_int(current, change.value)
-      new_hash[name] = text
-      if model.needs[name] then facts[name] = int_facts(model, name, text) end
-    else
-      if change.op == 's' then new_hash[name] = change.value else new_hash[name] = nil end
-      if model.needs[name] then facts[name] = {t = change.t, s = change.s, x = change.x} end
+    for name in pairs(hash) do
+      if new_hash[name] == nil then deletes[#deletes + 1] = name end
     end
-  end
-  local writes, deletes = {}, {}
-  for name, text in pairs(new_hash) do
-    if hash[name] ~= text then
-      writes[#writes + 1] = name
-      writes[#writes + 1] = text
+    if not write.transition(index, rec, facts, write.expiry_of(rec, ttl), writes, deletes, false, nil, only) then
+      return false
     end
-  end
-  for name in pairs(hash) do
-    if new_hash[name] == nil then deletes[#deletes + 1] = name end
-  end
-  local only = {}
-  for _, change in ipairs(changes) do only[change.name] = true end
-  if not transition(index, rec, facts, expiry_of(rec, ttl), writes, deletes, false, nil, only) then return false end
-  rec.hash = new_hash
-  return flat_hash(rec)
-end
+    rec.hash = new_hash
+    return write.flat_hash(rec)
+  end,
 
--- the live record a locator names, or nil; what is left of a gone one is cleaned on the way
-local function live(index, model, kind, value)
-  local rec = locate(model, kind, value)
-  if rec and not rec.exists then
-    clean(index, rec)
-    return nil
-  end
-  return rec
-end
+  -- the live record a locator names, or nil; what is left of a gone one is cleaned on the way
+  live = function(index, model, kind, value)
+    local rec = write.locate(model, kind, value)
+    if rec and not rec.exists then
+      write.clean(index, rec)
+      return nil
+    end
+    return rec
+  end,
 
-local function delete(index, model)
-  local kind, value = arg(), arg()
-  local expected, expected_count = read_expect()
-  local rec = live(index, model, kind, value)
-  if not rec then return false end
-  local old = flat_hash(rec)
-  if expected and not same_hash(hash_of(rec), expected, expected_count) then
-    return fail(index, 'conflict', model.base, rec.id)
-  end
-  if not transition(index, rec, nil, nil, {}, {}, false) then return false end
-  return old
-end
+  delete = function(index, model)
+    local kind, value = write.args(2)
+    local expected, expected_count = write.read_expect()
+    local rec = write.live(index, model, kind, value)
+    if not rec then return false end
+    local old = write.flat_hash(rec)
+    if expected and not write.same_hash(write.hash_of(rec), expected, expected_count) then
+      return write.fail(index, 'conflict', model.base, rec.id)
+    end
+    if not write.transition(index, rec, nil, nil, {}, {}, false) then return false end
+    return old
+  end,
 
-local function touch(index, model)
-  local kind, value = arg(), arg()
-  local ttl = arg()
-  local rec = live(index, model, kind, value)
-  if not rec then return false end
-  if not transition(index, rec, rec.facts, expiry_of(rec, ttl), {}, {}, false, rec.line, {}) then return false end
-  return flat_hash(rec)
-end
+  touch = function(index, model)
+    local kind, value, ttl = write.args(3)
+    local rec = write.live(index, model, kind, value)
+    if not rec then return false end
+    if not write.transition(index, rec, rec.facts, write.expiry_of(rec, ttl), {}, {}, false, rec.line, {}) then
+      return false
+    end
+    return write.flat_hash(rec)
+  end,
 
--- Remove the leftovers of due records; a live one keeps its entries, its expiry entry mended.
-local function sweep(index, model, limit)
-  if not expiring(model) then return {0, 0} end
-  local now = now_ms()
-  local due = redis.call('ZRANGEBYSCORE', model.exp, '-inf', '(' .. now, 'LIMIT', 0, limit)
-  local swept = 0
-  for _, id in ipairs(due) do
-    local rec = record(model, id)
-    if rec.exists then
+  -- Remove the leftovers of due records; a live one keeps its entries, its expiry entry mended.
+  sweep = function(index, model, limit)
+    if not write.expiring(model) then return {0, 0} end
+    local now, now_text = write.now_ms()
+    local due = redis.call('ZRANGEBYSCORE', model.exp, '-inf', '(' .. now_text, 'LIMIT', 0, limit)
+    local swept = 0
+    for i = 1, #due do
+      local id = due[i]
+      local rec = write.record(model, id)
+      if rec.exists then
+        local left = redis.call('PTTL', rec.key)
+        if left == -1 then
+          write.queue('ZREM', model.exp, id)
+          rec.exp = nil
+        elseif left > 0 then
+          rec.exp = now + left
+          write.queue('ZADD', model.exp, rec.exp, id)
+        end
+      elseif write.leftovers(rec) then
+        write.clean(index, rec)
+        swept = swept + 1
+      end
+    end
+    return {swept, #due}
+  end,
+
+  -- Maintenance and repair (ops X, Y, R, P), built into ``write`` on first use.
+  load_maintenance = function()
+    if write.clean_ids then return end
+
+    function write.clean_ids(index, model)
+      local cleaned = 0
+      for _ = 1, tonumber(write.arg()) do
+        local rec = write.record(model, write.arg())
+        if write.leftovers(rec) then
+          write.clean(index, rec)
+          cleaned = cleaned + 1
+        end
+      end
+      return cleaned
+    end
+
+    -- Delete the first ``limit`` records an equality index key holds, each only if its state still
+    -- puts it there (an entry left behind by drift is removed instead): a delete_many of an exact
+    -- equality, one round trip per batch. Answers {deleted, examined}.
+    function write.delete_indexed(index, model, key, limit)
+      local ids = redis.call('ZRANGE', key, 0, limit - 1)
+      local deleted = 0
+      for _, id in ipairs(ids) do
+        local rec = write.record(model, id, true)
+        local held = index_entries(model, id, rec.facts)[key] ~= nil
+        if rec.exists and held then
+          if not write.transition(index, rec, nil, nil, {}, {}, false) then return false end
+          deleted = deleted + 1
+        elseif rec.exists then
+          write.queue('ZREM', key, id)  -- the record no longer has this value: a stale entry
+        else
+          write.clean(index, rec)
+          if not held then write.queue('ZREM', key, id) end  -- gone, and its state never listed it here
+        end
+      end
+      return {deleted, #ids}
+    end
+
+    -- Rebuild a live record's entries, claims and state line from its hash (``line``: the facts
+    -- the caller computed from the hash it read). Answers 'gone', 'changed' (read it again), or
+    -- 'ok' and the constraints whose value another live record holds (duplicates only a person can
+    -- settle).
+    function write.rebuild(index, model)
+      local queue = write.queue
+      local id = write.arg()
+      local expected, expected_count = write.read_expect()
+      local facts = parse_facts(write.arg())
+      local rec = write.record(model, id, true)
+      if not rec.exists then
+        write.clean(index, rec)
+        return {'gone'}
+      end
+      if not write.same_hash(write.hash_of(rec), expected, expected_count) then return {'changed'} end
+      local old_zsets, old_claims = entries(model, id, rec.facts)
+      local new_zsets, new_claims = entries(model, id, facts)
+      write.move_entries(id, old_zsets, old_claims, new_zsets, new_claims, true)
       local left = redis.call('PTTL', rec.key)
-      if left == -1 then
+      local exp = nil
+      if left > 0 then
+        exp = write.now_ms() + left
+        queue('ZADD', model.exp, exp, id)
+      elseif rec.exp then
         queue('ZREM', model.exp, id)
-        rec.exp = nil
-      elseif left > 0 then
-        rec.exp = now + left
-        queue('ZADD', model.exp, rec.exp, id)
       end
-    elseif leftovers(rec) then
-      clean(index, rec)
-      swept = swept + 1
+      local answer = {'ok'}
+      for claim, constraint in pairs(new_claims) do
+        local holder = write.holder_of(claim)
+        local other = nil
+        if holder and holder ~= id then other = write.record(model, holder) end
+        if other and other.exists and write.claims_of(other)[claim] then
+          answer[#answer + 1] = constraint
+        else
+          if exp then queue('SET', claim, id, 'PXAT', exp) else queue('SET', claim, id) end
+          holders[claim] = id
+        end
+      end
+      local line = format_facts(model, facts)
+      if line == '' then queue('HDEL', model.st, id) else queue('HSET', model.st, id, line) end
+      rec.facts, rec.line, rec.exp = facts, line, exp
+      return answer
     end
-  end
-  return {swept, #due}
-end
 
-local function clean_ids(index, model)
-  local cleaned = 0
-  for _ = 1, int_arg() do
-    local rec = record(model, arg())
-    if leftovers(rec) then
-      clean(index, rec)
-      cleaned = cleaned + 1
-    end
-  end
-  return cleaned
-end
-
--- Delete the first ``limit`` records an equality index key holds, each only if its state still
--- puts it there (an entry left behind by drift is removed instead): a delete_many of an exact
--- equality, one round trip per batch. Answers {deleted, examined}.
-local function delete_indexed(index, model, key, limit)
-  local ids = redis.call('ZRANGE', key, 0, limit - 1)
-  local deleted = 0
-  for _, id in ipairs(ids) do
-    local rec = record(model, id, true)
-    local zsets = entries(model, id, rec.facts)
-    local held = zsets[key] ~= nil
-    if rec.exists and held then
-      if not transition(index, rec, nil, nil, {}, {}, false) then return false end
-      deleted = deleted + 1
-    elseif rec.exists then
-      queue('ZREM', key, id)  -- the record no longer has this value: a stale entry
-    else
-      clean(index, rec)
-      if not held then queue('ZREM', key, id) end  -- gone, and its state never listed it here
-    end
-  end
-  return {deleted, #ids}
-end
-
--- Rebuild a live record's entries, claims and state line from its hash (``line``: the facts the
--- caller computed from the hash it read). Answers 'gone', 'changed' (read it again), or 'ok' and
--- the constraints whose value another live record holds (duplicates only a person can settle).
-local function rebuild(index, model)
-  local id = arg()
-  local expected, expected_count = read_expect()
-  local facts = parse_facts(arg())
-  local rec = record(model, id, true)
-  if not rec.exists then
-    clean(index, rec)
-    return {'gone'}
-  end
-  if not same_hash(hash_of(rec), expected, expected_count) then return {'changed'} end
-  local old_zsets, old_claims = entries(model, id, rec.facts)
-  local new_zsets, new_claims = entries(model, id, facts)
-  move_entries(id, old_zsets, old_claims, new_zsets, new_claims, true)
-  local left = redis.call('PTTL', rec.key)
-  local exp = nil
-  if left > 0 then
-    exp = now_ms() + left
-    queue('ZADD', model.exp, exp, id)
-  elseif rec.exp then
-    queue('ZREM', model.exp, id)
-  end
-  local answer = {'ok'}
-  for claim, constraint in pairs(new_claims) do
-    local holder = holder_of(claim)
-    local other = nil
-    if holder and holder ~= id then other = record(model, holder) end
-    if other and other.exists and claims_of(other)[claim] then
-      answer[#answer + 1] = constraint
-    else
-      if exp then queue('SET', claim, id, 'PXAT', exp) else queue('SET', claim, id) end
-      holders[claim] = id
-    end
-  end
-  local line = format_facts(model, facts)
-  if line == '' then queue('HDEL', model.st, id) else queue('HSET', model.st, id, line) end
-  rec.facts, rec.line, rec.exp = facts, line, exp
-  return answer
-end
-
--- Remove the members of one index key (kind 'z', a lex ZSET 'l'), claims ('c'), state lines
--- ('s') or expiry entries ('e') that no record's state implies any more.
-local function prune(index, model)
-  local key, kind = arg(), arg()
-  local removed = 0
-  for _ = 1, int_arg() do
-    local member = arg()
-    local owner = member
-    if kind == 'l' then owner = string.sub(member, (string.find(member, '\0', 1, true) or 0) + 1) end
-    if kind == 'c' then
-      local holder = holder_of(member)
-      if holder then
-        local rec = record(model, holder)
-        if not rec.exists or not claims_of(rec)[member] then
-          if not rec.exists then clean(index, rec) end
-          if holder_of(member) then
-            queue('DEL', member)
-            holders[member] = false
+    -- Remove the members of one index key (kind 'z', a lex ZSET 'l'), claims ('c'), state lines
+    -- ('s') or expiry entries ('e') that no record's state implies any more.
+    function write.prune(index, model)
+      local queue = write.queue
+      local key, kind = write.arg(), write.arg()
+      local removed = 0
+      for _ = 1, tonumber(write.arg()) do
+        local member = write.arg()
+        local owner = member
+        if kind == 'l' then owner = string.sub(member, (string.find(member, '\0', 1, true) or 0) + 1) end
+        if kind == 'c' then
+          local holder = write.holder_of(member)
+          if holder then
+            local rec = write.record(model, holder)
+            if not rec.exists or not write.claims_of(rec)[member] then
+              if not rec.exists then write.clean(index, rec) end
+              if write.holder_of(member) then
+                queue('DEL', member)
+                holders[member] = false
+                removed = removed + 1
+              end
+            end
+          end
+        else
+          local rec = write.record(model, owner)
+          if not rec.exists then
+            if write.leftovers(rec) then write.clean(index, rec) end
+            if kind == 'z' or kind == 'l' then queue('ZREM', key, member) end
+            removed = removed + 1
+          elseif kind == 'z' or kind == 'l' then
+            local entry = index_entries(model, owner, rec.facts)[key]
+            if not entry or entry[1] ~= member then
+              queue('ZREM', key, member)
+              removed = removed + 1
+            end
+          elseif kind == 'e' and redis.call('PTTL', rec.key) < 0 then
+            queue('ZREM', model.exp, owner)
+            rec.exp = nil
             removed = removed + 1
           end
         end
       end
-    else
-      local rec = record(model, owner)
-      if not rec.exists then
-        if leftovers(rec) then clean(index, rec) end
-        if kind == 'z' or kind == 'l' then queue('ZREM', key, member) end
-        removed = removed + 1
-      elseif kind == 'z' or kind == 'l' then
-        local zsets = entries(model, owner, rec.facts)
-        local entry = zsets[key]
-        if not entry or entry[1] ~= member then
-          queue('ZREM', key, member)
-          removed = removed + 1
-        end
-      elseif kind == 'e' and redis.call('PTTL', rec.key) < 0 then
-        queue('ZREM', model.exp, owner)
-        rec.exp = nil
-        removed = removed + 1
-      end
+      return removed
     end
-  end
-  return removed
-end
+  end,
+}
 
--- Creates of ids the client generated, of one model: nothing to read but the claims they take
--- (one MGET), and one command per index key, not one per record. The same entries, claims and
--- state lines as ``create``, by the same derivation.
+local models = {}
+for i = 1, tonumber(write.arg()) do
+  local model, after = read_model(position + 1)
+  models[i] = model
+  position = after - 1
+end
+local sweep_limit = tonumber(write.arg())
+local bulk = write.arg() == 'B'
+
+-- no command unpacks more than SLICE words at once (Lua's unpack has a limit)
 local SLICE = 3000
-local function call_sliced(name, key, args, step)
-  for first = 1, #args, SLICE do
-    local last = math.min(first + SLICE - 1, #args)
-    last = last - (last - first + 1) % step
-    if key then redis.call(name, key, unpack(args, first, last))
-    else redis.call(name, unpack(args, first, last)) end
-  end
-end
-
--- ARGV[first .. last] as one command's tail, sliced so that no call unpacks more than SLICE words
--- (``step``: words per entry, so that no slice splits one)
-local function call_range(name, key, first, last, step)
-  while first <= last do
-    local stop = math.min(first + SLICE - 1, last)
-    stop = stop - (stop - first + 1) % step
-    redis.call(name, key, unpack(ARGV, first, stop))
-    first = stop + 1
-  end
-end
-
--- The bulk create ('B'): records of one model whose ids the client generated, so no record,
--- and nothing left of one, can have them. The client spells out every entry, so the script
--- reads nothing but the claims and writes straight from ARGV:
---   #records, then per record: key ttl #words words (its hash, 'id' and the id first);
---   #words (id line)... for the state lines; #groups, then per group: key #words (score member)...;
---   #words (claim id)..., then each claim's constraint.
-local function bulk_create(model)
-  local at = position + 1
-  local count = tonumber(ARGV[at])
-  at = at + 1
-  local starts = {}
-  for index = 1, count do
-    starts[index] = at
-    at = at + 3 + tonumber(ARGV[at + 2])
-  end
-  local states, groups = at, at + 1 + tonumber(ARGV[at])
-  at = groups + 1
-  local group_starts = {}
-  for index = 1, tonumber(ARGV[groups]) do
-    group_starts[index] = at
-    at = at + 2 + tonumber(ARGV[at + 1])
-  end
-  local claims = at
-  local claim_words = tonumber(ARGV[claims])
-  local constraints = claims + claim_words
-  position = constraints + claim_words / 2
-
-  local function owner_of(id)
-    for index, first in ipairs(starts) do
-      if ARGV[first + 4] == id then return index end
-    end
-    return 0
-  end
-  local keys, seen = {}, {}
-  for i = 1, claim_words / 2 do
-    local key = ARGV[claims + 2 * i - 1]
-    if seen[key] then return {'err', owner_of(ARGV[claims + 2 * i]), 'unique', model.base, ARGV[constraints + i]} end
-    seen[key] = true
-    keys[i] = key
-  end
-  for first = 1, #keys, SLICE do
-    local last = math.min(first + SLICE - 1, #keys)
-    local found = redis.call('MGET', unpack(keys, first, last))
-    for i = first, last do
-      local holder = found[i - first + 1]
-      if holder then
-        local key = keys[i]
-        local other = record(model, holder)
-        if other.exists and claims_of(other)[key] then
-          return {'err', owner_of(ARGV[claims + 2 * i]), 'unique', model.base, ARGV[constraints + i]}
-        end
-      end
-    end
-  end
-
-  mark_empty_model(model)
-  local expiries, expiry_of = {}, {}
-  for _, first in ipairs(starts) do
-    local key, ttl, id = ARGV[first], ARGV[first + 1], ARGV[first + 4]
-    call_range('HSET', key, first + 3, first + 2 + tonumber(ARGV[first + 2]), 2)
-    local exp = nil
-    if ttl ~= '' then exp = now_ms() + tonumber(ttl) end
-    exp = capped(model, id, exp)
-    if exp then
-      redis.call('PEXPIREAT', key, exp)
-      expiries[#expiries + 1] = exp
-      expiries[#expiries + 1] = id
-      expiry_of[id] = exp
-    end
-  end
-  if #expiries == 0 then
-    if claim_words > 0 then
-      for first = claims + 1, claims + claim_words, SLICE do
-        local last = math.min(first + SLICE - 1, claims + claim_words)
-        last = last - (last - first + 1) % 2
-        redis.call('MSET', unpack(ARGV, first, last))
-      end
-    end
-  else
-    for i = 1, claim_words / 2 do
-      local key, id = ARGV[claims + 2 * i - 1], ARGV[claims + 2 * i]
-      local exp = expiry_of[id]
-      if exp then redis.call('SET', key, id, 'PXAT', exp) else redis.call('SET', key, id) end
-    end
-    call_sliced('ZADD', model.exp, expiries, 2)
-  end
-  for _, first in ipairs(group_starts) do
-    call_range('ZADD', ARGV[first], first + 2, first + 1 + tonumber(ARGV[first + 1]), 2)
-  end
-  call_range('HSET', model.st, states + 1, states + tonumber(ARGV[states]), 2)
-  local results = {'ok'}
-  for index = 1, count do results[index + 1] = true end
-  return results
-end
 
 if bulk then
+  -- Creates of ids the client generated, of one model: nothing to read but the claims they take
+  -- (one MGET), and one command per index key, not one per record. The same entries, claims and
+  -- state lines as ``create``, by the same derivation.
+  local function call_sliced(name, key, args, step)
+    for first = 1, #args, SLICE do
+      local last = math.min(first + SLICE - 1, #args)
+      last = last - (last - first + 1) % step
+      if key then redis.call(name, key, unpack(args, first, last))
+      else redis.call(name, unpack(args, first, last)) end
+    end
+  end
+
+  -- ARGV[first .. last] as one command's tail, sliced so that no call unpacks more than SLICE
+  -- words (``step``: words per entry, so that no slice splits one)
+  local function call_range(name, key, first, last, step)
+    while first <= last do
+      local stop = math.min(first + SLICE - 1, last)
+      stop = stop - (stop - first + 1) % step
+      redis.call(name, key, unpack(ARGV, first, stop))
+      first = stop + 1
+    end
+  end
+
+  -- The bulk create ('B'): records of one model whose ids the client generated, so no record,
+  -- and nothing left of one, can have them. The client spells out every entry, so the script
+  -- reads nothing but the claims and writes straight from ARGV:
+  --   #records, then per record: key ttl #words words (its hash, 'id' and the id first);
+  --   #words (id line)... for the state lines; #groups, then per group: key #words (score member)...;
+  --   #words (claim id)..., then each claim's constraint.
+  local function bulk_create(model)
+    local at = position + 1
+    local count = tonumber(ARGV[at])
+    at = at + 1
+    local starts = {}
+    for index = 1, count do
+      starts[index] = at
+      at = at + 3 + tonumber(ARGV[at + 2])
+    end
+    local states, groups = at, at + 1 + tonumber(ARGV[at])
+    at = groups + 1
+    local group_starts = {}
+    for index = 1, tonumber(ARGV[groups]) do
+      group_starts[index] = at
+      at = at + 2 + tonumber(ARGV[at + 1])
+    end
+    local claims = at
+    local claim_words = tonumber(ARGV[claims])
+    local constraints = claims + claim_words
+    position = constraints + claim_words / 2
+
+    local function owner_of(id)
+      for index, first in ipairs(starts) do
+        if ARGV[first + 4] == id then return index end
+      end
+      return 0
+    end
+    local keys, seen = {}, {}
+    for i = 1, claim_words / 2 do
+      local key = ARGV[claims + 2 * i - 1]
+      if seen[key] then return {'err', owner_of(ARGV[claims + 2 * i]), 'unique', model.base, ARGV[constraints + i]} end
+      seen[key] = true
+      keys[i] = key
+    end
+    for first = 1, #keys, SLICE do
+      local last = math.min(first + SLICE - 1, #keys)
+      local found = redis.call('MGET', unpack(keys, first, last))
+      for i = first, last do
+        local holder = found[i - first + 1]
+        if holder then
+          local key = keys[i]
+          local other = write.record(model, holder)
+          if other.exists and write.claims_of(other)[key] then
+            return {'err', owner_of(ARGV[claims + 2 * i]), 'unique', model.base, ARGV[constraints + i]}
+          end
+        end
+      end
+    end
+
+    write.mark_empty_model(model)
+    local expiries, expiry_of = {}, {}
+    for _, first in ipairs(starts) do
+      local key, ttl, id = ARGV[first], ARGV[first + 1], ARGV[first + 4]
+      call_range('HSET', key, first + 3, first + 2 + tonumber(ARGV[first + 2]), 2)
+      local exp = nil
+      if ttl ~= '' then exp = write.now_ms() + tonumber(ttl) end
+      exp = capped(model, id, exp)
+      if exp then
+        redis.call('PEXPIREAT', key, exp)
+        expiries[#expiries + 1] = exp
+        expiries[#expiries + 1] = id
+        expiry_of[id] = exp
+      end
+    end
+    if #expiries == 0 then
+      if claim_words > 0 then
+        for first = claims + 1, claims + claim_words, SLICE do
+          local last = math.min(first + SLICE - 1, claims + claim_words)
+          last = last - (last - first + 1) % 2
+          redis.call('MSET', unpack(ARGV, first, last))
+        end
+      end
+    else
+      for i = 1, claim_words / 2 do
+        local key, id = ARGV[claims + 2 * i - 1], ARGV[claims + 2 * i]
+        local exp = expiry_of[id]
+        if exp then redis.call('SET', key, id, 'PXAT', exp) else redis.call('SET', key, id) end
+      end
+      call_sliced('ZADD', model.exp, expiries, 2)
+    end
+    for _, first in ipairs(group_starts) do
+      call_range('ZADD', ARGV[first], first + 2, first + 1 + tonumber(ARGV[first + 1]), 2)
+    end
+    call_range('HSET', model.st, states + 1, states + tonumber(ARGV[states]), 2)
+    local results = {'ok'}
+    for index = 1, count do results[index + 1] = true end
+    return results
+  end
+
   local reply = bulk_create(models[1])
   if reply[1] == 'err' then return reply end
   if sweep_limit > 0 then
-    for _, model in ipairs(models) do sweep(0, model, sweep_limit) end
+    for _, model in ipairs(models) do write.sweep(0, model, sweep_limit) end
   end
   for _, command in ipairs(queued) do redis.call(unpack(command)) end
   return reply
@@ -715,29 +756,33 @@ end
 
 local results = {'ok'}
 local creates_only = true
-for index = 1, int_arg() do
-  local kind = arg()
+for index = 1, tonumber(write.arg()) do
+  local kind, model_index = write.args(2)
   if kind ~= 'C' then creates_only = false end
-  local model = models[int_arg()]
+  local model = models[tonumber(model_index)]
   local result
   if kind == 'C' then
-    result = create(index, model, read_create(model)) and true
+    result = write.create(index, model, write.read_create(model)) and true
   elseif kind == 'U' then
-    result = update(index, model)
+    result = write.update(index, model)
   elseif kind == 'D' then
-    result = delete(index, model)
+    result = write.delete(index, model)
   elseif kind == 'T' then
-    result = touch(index, model)
+    result = write.touch(index, model)
   elseif kind == 'S' then
-    result = sweep(index, model, int_arg())
+    result = write.sweep(index, model, tonumber(write.arg()))
   elseif kind == 'X' then
-    result = clean_ids(index, model)
+    write.load_maintenance()
+    result = write.clean_ids(index, model)
   elseif kind == 'Y' then
-    result = delete_indexed(index, model, arg(), int_arg())
+    write.load_maintenance()
+    result = write.delete_indexed(index, model, write.arg(), tonumber(write.arg()))
   elseif kind == 'R' then
-    result = rebuild(index, model)
+    write.load_maintenance()
+    result = write.rebuild(index, model)
   elseif kind == 'P' then
-    result = prune(index, model)
+    write.load_maintenance()
+    result = write.prune(index, model)
   else
     return {'err', index, 'unknown_op', kind}
   end
@@ -745,12 +790,13 @@ for index = 1, int_arg() do
   results[#results + 1] = result
 end
 if sweep_limit > 0 then
-  for _, model in ipairs(models) do sweep(0, model, sweep_limit) end
+  for i = 1, #models do write.sweep(0, models[i], sweep_limit) end
 end
--- Creates of distinct records touch distinct members, so their ZADD and HSET commands commute:
--- a batch of creates sends one command per key (in slices Lua's unpack can take), not one per
--- record; any other batch runs its commands in the order they were queued.
-local function run_grouped()
+
+if creates_only and #queued > 1 then
+  -- Creates of distinct records touch distinct members, so their ZADD and HSET commands commute:
+  -- a batch of creates sends one command per key (in slices Lua's unpack can take), not one per
+  -- record; any other batch runs its commands in the order they were queued.
   local groups, order = {}, {}
   for _, command in ipairs(queued) do
     local name = command[1]
@@ -779,15 +825,12 @@ local function run_grouped()
       end
     end
   end
-end
-
-if creates_only and #queued > 1 then
-  run_grouped()
 else
-  for _, command in ipairs(queued) do redis.call(unpack(command)) end
+  for i = 1, #queued do redis.call(unpack(queued[i])) end
 end
 -- a model left without records has no index to speak of: its marker goes with the last record
-for _, model in ipairs(models) do
+for i = 1, #models do
+  local model = models[i]
   if model.removed and redis.call('EXISTS', model.ids) == 0 then redis.call('DEL', model.base .. ':ix') end
 end
 return results
