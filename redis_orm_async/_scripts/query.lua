@@ -19,6 +19,12 @@
 --     the number of walk leaves (id-ordered top-level AND parts), then their indexes.
 -- Replies: page {lead, ids, expired}; count {n, expired}; ids {ids, expired}. ``expired``: up to
 -- 256 ids skipped as expired, for lazy cleanup; lead -1: the cursor record does not exist.
+--
+-- Cost: before Redis 7 this whole chunk runs on every call, so each function below is created anew
+-- each time (an allocation, a lookup per captured local, then garbage to collect). Helpers that only
+-- some query shapes use are therefore built when needed: the id checks (``id_checks``), the
+-- candidate listing (``candidates``), rank positions (``ranks``), tie groups and skipping; a plain
+-- page that needs no check creates a few functions only.
 local ids_key, exp_key, order_key = KEYS[1], KEYS[2], KEYS[3]
 local CHUNK = 1024
 local EXPIRED_MAX = 256
@@ -56,25 +62,6 @@ local function id_before(a, b)
   if id_int then return tonumber(a) < tonumber(b) end
   return before(a, b)
 end
-local function lex_ok(m, low, high)
-  if low ~= '-' then
-    local v = string.sub(low, 2)
-    if string.sub(low, 1, 1) == '(' then
-      if not before(v, m) then return false end
-    elseif before(m, v) then
-      return false
-    end
-  end
-  if high ~= '+' then
-    local v = string.sub(high, 2)
-    if string.sub(high, 1, 1) == '(' then
-      if not before(m, v) then return false end
-    elseif before(v, m) then
-      return false
-    end
-  end
-  return true
-end
 
 local leaves = {}
 for i = 1, tonumber(nxt()) do
@@ -85,22 +72,6 @@ for i = 1, tonumber(nxt()) do
   end
   leaves[i] = leaf
 end
-local function in_bounds(score, leaf)
-  if not score then return false end
-  local v = num(score)
-  if leaf.lox then
-    if not (v > leaf.lo) then return false end
-  elseif v < leaf.lo then
-    return false
-  end
-  if leaf.hix then
-    if not (v < leaf.hi) then return false end
-  elseif v > leaf.hi then
-    return false
-  end
-  return true
-end
-
 local function parse_test()
   local op = nxt()
   if op == 'l' then return {op = op, leaf = tonumber(nxt())} end
@@ -159,66 +130,10 @@ local function holder(leaf)
   return found
 end
 
--- leaf values over one chunk of ids, computed on first use: one command per leaf and chunk
+-- the chunk of ids being checked, and its leaf values, computed on first use: one command per
+-- leaf and chunk
 local chunk, vals = {}, {}
-local function present(reply)
-  for j = 1, #reply do reply[j] = reply[j] ~= false end
-  return reply
-end
-local function vector(i)
-  local leaf, ms, out = leaves[i], chunk, {}
-  local kind = leaf.kind
-  if kind == 'M' then
-    return present(redis.call('ZMSCORE', leaf.key, unpack(ms)))
-  elseif kind == 'S' then
-    out = redis.call('ZMSCORE', leaf.key, unpack(ms))
-    for j = 1, #ms do out[j] = in_bounds(out[j], leaf) end
-  elseif kind == 'Q' then
-    local members = {}
-    for j = 1, #ms do members[j] = leaf.text .. ms[j] end
-    return present(redis.call('ZMSCORE', leaf.key, unpack(members)))
-  elseif kind == 'X' then
-    for j = 1, #ms do out[j] = lex_ok(ms[j], leaf.low, leaf.high) end
-  elseif kind == 'P' then
-    for j = 1, #ms do out[j] = string.sub(ms[j], 1, #leaf.text) == leaf.text end
-  elseif kind == 'C' then
-    local h = holder(leaf)
-    for j = 1, #ms do out[j] = h == ms[j] end
-  end
-  return out
-end
-local function leaf_value(i, j, m)
-  local leaf = leaves[i]
-  if leaf.kind == 'W' then
-    -- read per id, and only when the rest of the test still needs it
-    local text = redis.call('HGET', record_head .. escape(m), leaf.field)
-    return text and string.sub(text, 1, #leaf.text) == leaf.text
-  end
-  local v = vals[i]
-  if v == nil then
-    v = vector(i)
-    vals[i] = v
-  end
-  return v[j]
-end
-local function eval(node, j, m, known)
-  local op = node.op
-  if op == 'l' then
-    if node.leaf == known then return true end
-    return leaf_value(node.leaf, j, m)
-  elseif op == '!' then
-    return not eval(node.item, j, m, known)
-  elseif op == '&' then
-    for _, item in ipairs(node.items) do
-      if not eval(item, j, m, known) then return false end
-    end
-    return true
-  end
-  for _, item in ipairs(node.items) do
-    if eval(item, j, m, known) then return true end
-  end
-  return false
-end
+
 -- true when every id listed by the leaf ``known`` passes the test
 local function trivial(node, known)
   if node.op == 'l' then return node.leaf == known end
@@ -229,38 +144,135 @@ local function trivial(node, known)
   return true
 end
 
--- which of the ids ms pass: the test (``known`` already holds for all of them), not expired,
--- and, with ``nullkey``, without a score there; also how many of them had no such score
-local function check(ms, known, nullkey)
-  local out, nulls = {}, 0
-  if #ms == 0 then return out, nulls end
-  chunk, vals = ms, {}
-  local es = exp_live and redis.call('ZMSCORE', exp_key, unpack(ms)) or nil
-  local ns = nullkey and redis.call('ZMSCORE', nullkey, unpack(ms)) or nil
-  if ns then
-    -- membership of the null-checked ZSET is already known (``field is null`` tests it)
-    for i, leaf in ipairs(leaves) do
-      if leaf.kind == 'M' and leaf.key == nullkey then
-        local v = {}
-        for j = 1, #ms do v[j] = ns[j] ~= false end
-        vals[i] = v
+-- The id checks, built by the queries that test ids: check(ms, known, nullkey) and eval(node, j, m,
+-- known) over the current chunk.
+local function id_checks()
+  local function lex_ok(m, low, high)
+    if low ~= '-' then
+      local v = string.sub(low, 2)
+      if string.sub(low, 1, 1) == '(' then
+        if not before(v, m) then return false end
+      elseif before(m, v) then
+        return false
       end
     end
+    if high ~= '+' then
+      local v = string.sub(high, 2)
+      if string.sub(high, 1, 1) == '(' then
+        if not before(m, v) then return false end
+      elseif before(v, m) then
+        return false
+      end
+    end
+    return true
   end
-  local simple = trivial(test, known)
-  for j, m in ipairs(ms) do
-    local ok = true
+  local function in_bounds(score, leaf)
+    if not score then return false end
+    local v = num(score)
+    if leaf.lox then
+      if not (v > leaf.lo) then return false end
+    elseif v < leaf.lo then
+      return false
+    end
+    if leaf.hix then
+      if not (v < leaf.hi) then return false end
+    elseif v > leaf.hi then
+      return false
+    end
+    return true
+  end
+  local function present(reply)
+    for j = 1, #reply do reply[j] = reply[j] ~= false end
+    return reply
+  end
+  local function vector(i)
+    local leaf, ms, out = leaves[i], chunk, {}
+    local kind = leaf.kind
+    if kind == 'M' then
+      return present(redis.call('ZMSCORE', leaf.key, unpack(ms)))
+    elseif kind == 'S' then
+      out = redis.call('ZMSCORE', leaf.key, unpack(ms))
+      for j = 1, #ms do out[j] = in_bounds(out[j], leaf) end
+    elseif kind == 'Q' then
+      local members = {}
+      for j = 1, #ms do members[j] = leaf.text .. ms[j] end
+      return present(redis.call('ZMSCORE', leaf.key, unpack(members)))
+    elseif kind == 'X' then
+      for j = 1, #ms do out[j] = lex_ok(ms[j], leaf.low, leaf.high) end
+    elseif kind == 'P' then
+      for j = 1, #ms do out[j] = string.sub(ms[j], 1, #leaf.text) == leaf.text end
+    elseif kind == 'C' then
+      local h = holder(leaf)
+      for j = 1, #ms do out[j] = h == ms[j] end
+    end
+    return out
+  end
+  local function leaf_value(i, j, m)
+    local leaf = leaves[i]
+    if leaf.kind == 'W' then
+      -- read per id, and only when the rest of the test still needs it
+      local text = redis.call('HGET', record_head .. escape(m), leaf.field)
+      return text and string.sub(text, 1, #leaf.text) == leaf.text
+    end
+    local v = vals[i]
+    if v == nil then
+      v = vector(i)
+      vals[i] = v
+    end
+    return v[j]
+  end
+  local function eval(node, j, m, known)
+    local op = node.op
+    if op == 'l' then
+      if node.leaf == known then return true end
+      return leaf_value(node.leaf, j, m)
+    elseif op == '!' then
+      return not eval(node.item, j, m, known)
+    elseif op == '&' then
+      for _, item in ipairs(node.items) do
+        if not eval(item, j, m, known) then return false end
+      end
+      return true
+    end
+    for _, item in ipairs(node.items) do
+      if eval(item, j, m, known) then return true end
+    end
+    return false
+  end
+  -- which of the ids ms pass: the test (``known`` already holds for all of them), not expired,
+  -- and, with ``nullkey``, without a score there; also how many of them had no such score
+  local function check(ms, known, nullkey)
+    local out, nulls = {}, 0
+    if #ms == 0 then return out, nulls end
+    chunk, vals = ms, {}
+    local es = exp_live and redis.call('ZMSCORE', exp_key, unpack(ms)) or nil
+    local ns = nullkey and redis.call('ZMSCORE', nullkey, unpack(ms)) or nil
     if ns then
-      if ns[j] then ok = false else nulls = nulls + 1 end
+      -- membership of the null-checked ZSET is already known (``field is null`` tests it)
+      for i, leaf in ipairs(leaves) do
+        if leaf.kind == 'M' and leaf.key == nullkey then
+          local v = {}
+          for j = 1, #ms do v[j] = ns[j] ~= false end
+          vals[i] = v
+        end
+      end
     end
-    if ok and es and es[j] and num(es[j]) < now() then
-      ok = false
-      note_expired(m)
+    local simple = trivial(test, known)
+    for j, m in ipairs(ms) do
+      local ok = true
+      if ns then
+        if ns[j] then ok = false else nulls = nulls + 1 end
+      end
+      if ok and es and es[j] and num(es[j]) < now() then
+        ok = false
+        note_expired(m)
+      end
+      if ok and not simple then ok = eval(test, j, m, known) end
+      out[j] = ok
     end
-    if ok and not simple then ok = eval(test, j, m, known) end
-    out[j] = ok
+    return out, nulls
   end
-  return out, nulls
+  return check, eval
 end
 
 -- A span: the members of one ZSET, or of a score or lex window of it, in walk order, read by
@@ -408,80 +420,78 @@ local function fetch(sp, rev, a, count, scores)
   if sp.strip then strip(reply) end
   return reply, nil
 end
--- a count of ZSET members (absolute) as a rank within the span's window
-local function relative(sp, rev, count)
-  local rank = count - base(sp, rev)
-  if rank < 0 then return 0 end
-  local n = card(sp)
-  if rank > n then return n end
-  return rank
-end
 
-local source_card
-local function choose(src)
-  if src.chosen == nil then
-    local best, best_n = nil, nil
-    for _, item in ipairs(src.items) do
-      local n = source_card(item)
-      if best == nil or n < best_n then best, best_n = item, n end
-    end
-    src.chosen = best
-  end
-  return src.chosen
-end
-source_card = function(src)
-  if src.card == nil then
-    local op = src.op
-    if op == '*' then
-      src.card = redis.call('ZCARD', ids_key)
-    elseif op == '0' then
-      src.card = 0
-    elseif op == 'l' then
-      src.card = card(span_of(src.leaf))
-    elseif op == 'p' then
-      src.card = source_card(choose(src))
-    else
-      local n = 0
-      for _, item in ipairs(src.items) do n = n + source_card(item) end
-      src.card = n
-    end
-  end
-  return src.card
-end
--- fn(ms, known) for each chunk of the distinct ids the source lists; ``known``: a leaf they pass
-local function enumerate(src, fn, seen)
-  local op = src.op
-  if op == '0' then return end
-  if op == 'p' then return enumerate(choose(src), fn, seen) end
-  if op == 'u' then
-    seen = seen or {}
-    for _, item in ipairs(src.items) do enumerate(item, fn, seen) end
-    return
-  end
-  local sp, known = whole(ids_key), nil
-  if op == 'l' then sp, known = span_of(src.leaf), src.leaf end
-  local a = 0
-  while true do
-    local ms = fetch(sp, false, a, CHUNK, false)
-    local got = #ms
-    if got == 0 then break end
-    a = a + got
-    if seen then
-      local fresh = {}
-      for _, m in ipairs(ms) do
-        if not seen[m] then
-          seen[m] = true
-          fresh[#fresh + 1] = m
-        end
+-- The candidate listing, built by the queries that list ids: enumerate(src, fn) and
+-- source_card(src).
+local function candidates()
+  local source_card
+  local function choose(src)
+    if src.chosen == nil then
+      local best, best_n = nil, nil
+      for _, item in ipairs(src.items) do
+        local n = source_card(item)
+        if best == nil or n < best_n then best, best_n = item, n end
       end
-      ms = fresh
+      src.chosen = best
     end
-    if #ms > 0 then fn(ms, known) end
-    if got < CHUNK then break end
+    return src.chosen
   end
+  source_card = function(src)
+    if src.card == nil then
+      local op = src.op
+      if op == '*' then
+        src.card = redis.call('ZCARD', ids_key)
+      elseif op == '0' then
+        src.card = 0
+      elseif op == 'l' then
+        src.card = card(span_of(src.leaf))
+      elseif op == 'p' then
+        src.card = source_card(choose(src))
+      else
+        local n = 0
+        for _, item in ipairs(src.items) do n = n + source_card(item) end
+        src.card = n
+      end
+    end
+    return src.card
+  end
+  -- fn(ms, known) for each chunk of the distinct ids the source lists; ``known``: a leaf they pass
+  local function enumerate(src, fn, seen)
+    local op = src.op
+    if op == '0' then return end
+    if op == 'p' then return enumerate(choose(src), fn, seen) end
+    if op == 'u' then
+      seen = seen or {}
+      for _, item in ipairs(src.items) do enumerate(item, fn, seen) end
+      return
+    end
+    local sp, known = whole(ids_key), nil
+    if op == 'l' then sp, known = span_of(src.leaf), src.leaf end
+    local a = 0
+    while true do
+      local ms = fetch(sp, false, a, CHUNK, false)
+      local got = #ms
+      if got == 0 then break end
+      a = a + got
+      if seen then
+        local fresh = {}
+        for _, m in ipairs(ms) do
+          if not seen[m] then
+            seen[m] = true
+            fresh[#fresh + 1] = m
+          end
+        end
+        ms = fresh
+      end
+      if #ms > 0 then fn(ms, known) end
+      if got < CHUNK then break end
+    end
+  end
+  return enumerate, source_card
 end
 
 if mode == 'ids' then
+  local enumerate, check = candidates(), id_checks()
   local out = {}
   enumerate(source, function(ms, known)
     local pass = check(ms, known, nil)
@@ -501,6 +511,7 @@ if mode == 'count' then
     if d == 0 then return {n, expired} end
     if d < n then
       -- the due ids are the lowest ranks of the expiry ZSET
+      local _, eval = id_checks()
       for a = 0, d - 1, CHUNK do
         local ms = redis.call('ZRANGE', exp_key, a, math.min(a + CHUNK, d) - 1)
         chunk, vals = ms, {}
@@ -514,6 +525,7 @@ if mode == 'count' then
       return {n, expired}
     end
   end
+  local enumerate, check = candidates(), id_checks()
   local n = 0
   enumerate(source, function(ms, known)
     local pass = check(ms, known, nil)
@@ -588,7 +600,27 @@ else
 end
 
 -- When the candidates are far fewer than the walk would visit, list and sort them instead.
-local function sorted_segments()
+local enumerate, check = nil, nil
+local sort = false
+if source.op ~= '*' and #segs > 0 then
+  local main = segs[1]
+  for _, seg in ipairs(segs) do
+    if seg.role ~= 'nulls' then main = seg end
+  end
+  if not trivial(test, main.known) then
+    local source_card
+    enumerate, source_card = candidates()
+    local c = source_card(source)
+    local walk_n = card(main.sp)
+    if take < 0 then
+      sort = c < walk_n
+    else
+      sort = c * c < (skip + take) * walk_n
+    end
+  end
+end
+if sort then
+  check = id_checks()
   local list = {}
   enumerate(source, function(ms, known)
     local pass = check(ms, known, nil)
@@ -601,161 +633,161 @@ local function sorted_segments()
       if desc then return id_before(b, a) end
       return id_before(a, b)
     end)
-    return {{sp = {list = list}, rev = desc, checked = true, role = 'ids'}}
-  end
-  local pairs_, nulls = {}, {}
-  for k = 1, #list, CHUNK do
-    local part = {unpack(list, k, math.min(k + CHUNK - 1, #list))}
-    local scores = redis.call('ZMSCORE', order_key, unpack(part))
-    for j, m in ipairs(part) do
-      if scores[j] then
-        pairs_[#pairs_ + 1] = {m, num(scores[j]), scores[j]}
-      else
-        nulls[#nulls + 1] = m
+    segs = {{sp = {list = list}, rev = desc, checked = true, role = 'ids'}}
+  else
+    local pairs_, nulls = {}, {}
+    for k = 1, #list, CHUNK do
+      local part = {unpack(list, k, math.min(k + CHUNK - 1, #list))}
+      local scores = redis.call('ZMSCORE', order_key, unpack(part))
+      for j, m in ipairs(part) do
+        if scores[j] then
+          pairs_[#pairs_ + 1] = {m, num(scores[j]), scores[j]}
+        else
+          nulls[#nulls + 1] = m
+        end
       end
     end
-  end
-  table.sort(pairs_, function(x, y)
-    if x[2] ~= y[2] then
-      if desc then return x[2] > y[2] end
-      return x[2] < y[2]
+    table.sort(pairs_, function(x, y)
+      if x[2] ~= y[2] then
+        if desc then return x[2] > y[2] end
+        return x[2] < y[2]
+      end
+      if desc then return before(y[1], x[1]) end
+      return before(x[1], y[1])
+    end)
+    table.sort(nulls, function(a, b)
+      if desc then return id_before(b, a) end
+      return id_before(a, b)
+    end)
+    local members, scores = {}, {}
+    for k, p in ipairs(pairs_) do
+      members[k] = p[1]
+      scores[k] = p[3]
     end
-    if desc then return before(y[1], x[1]) end
-    return before(x[1], y[1])
-  end)
-  table.sort(nulls, function(a, b)
-    if desc then return id_before(b, a) end
-    return id_before(a, b)
-  end)
-  local members, scores = {}, {}
-  for k, p in ipairs(pairs_) do
-    members[k] = p[1]
-    scores[k] = p[3]
-  end
-  local values = {sp = {list = members, scores = scores}, rev = desc, tied = true, checked = true, role = 'values'}
-  local nullseg = {sp = {list = nulls}, rev = desc, const = true, tied = multi, checked = true, role = 'nulls'}
-  local out = {}
-  if desc then
-    if want_nulls then out[#out + 1] = nullseg end
-    if want_values then out[#out + 1] = values end
-  else
-    if want_values then out[#out + 1] = values end
-    if want_nulls then out[#out + 1] = nullseg end
-  end
-  return out
-end
-
-if source.op ~= '*' and #segs > 0 then
-  local main = segs[1]
-  for _, seg in ipairs(segs) do
-    if seg.role ~= 'nulls' then main = seg end
-  end
-  if not trivial(test, main.known) then
-    local c = source_card(source)
-    local walk_n = card(main.sp)
-    local sort
-    if take < 0 then
-      sort = c < walk_n
+    local values = {sp = {list = members, scores = scores}, rev = desc, tied = true, checked = true, role = 'values'}
+    local nullseg = {sp = {list = nulls}, rev = desc, const = true, tied = multi, checked = true, role = 'nulls'}
+    segs = {}
+    if desc then
+      if want_nulls then segs[#segs + 1] = nullseg end
+      if want_values then segs[#segs + 1] = values end
     else
-      sort = c * c < (skip + take) * walk_n
+      if want_values then segs[#segs + 1] = values end
+      if want_nulls then segs[#segs + 1] = nullseg end
     end
-    if sort then segs = sorted_segments() end
   end
 end
+-- per segment: whether its ids need checking, and whether its members need their scores (a
+-- score that may hold several sort values opens a tie group)
+local grouped = false
 for _, seg in ipairs(segs) do
   seg.walk_checks = not seg.checked and (exp_live or seg.nullkey ~= nil or not trivial(test, seg.known))
+  seg.scores = seg.tied and not seg.const and injective ~= 'always' and not seg.exact
+  if seg.walk_checks and not check then check = id_checks() end
+  if seg.const or seg.scores then grouped = true end
 end
 
--- cursor positions within a segment, as ranks in its walk order
-local function id_rank(seg, id)
-  local sp = seg.sp
-  if sp.list then
-    local n = 0
-    for _, m in ipairs(sp.list) do
-      if seg.rev then
-        if not id_before(m, id) then n = n + 1 end
-      elseif not id_before(id, m) then
-        n = n + 1
+
+-- Positions as ranks in a segment's walk order, built by the pages that start past rank 0 (a
+-- cursor, a skip): id_rank (through an id), before_score (strictly before a score),
+-- count_score (at a score) and through_member (through a record).
+local function ranks()
+  -- a count of ZSET members (absolute) as a rank within the span's window
+  local function relative(sp, rev, count)
+    local rank = count - base(sp, rev)
+    if rank < 0 then return 0 end
+    local n = card(sp)
+    if rank > n then return n end
+    return rank
+  end
+  local function id_rank(seg, id)
+    local sp = seg.sp
+    if sp.list then
+      local n = 0
+      for _, m in ipairs(sp.list) do
+        if seg.rev then
+          if not id_before(m, id) then n = n + 1 end
+        elseif not id_before(id, m) then
+          n = n + 1
+        end
       end
+      return n
     end
-    return n
-  end
-  local count
-  if id_int then
-    if seg.rev then count = redis.call('ZCOUNT', sp.key, id, '+inf')
-    else count = redis.call('ZCOUNT', sp.key, '-inf', id) end
-  elseif seg.rev then
-    count = redis.call('ZLEXCOUNT', sp.key, '[' .. id, '+')
-  else
-    count = redis.call('ZLEXCOUNT', sp.key, '-', '[' .. id)
-  end
-  if sp.by == 'rank' then return count end
-  return relative(sp, seg.rev, count)
-end
--- members whose score comes strictly before ``score`` in walk order
-local function before_score(seg, score)
-  local sp, v = seg.sp, num(score)
-  if sp.list then
-    local n = 0
-    for _, s in ipairs(sp.scores) do
-      local w = num(s)
-      if (seg.rev and w > v) or (not seg.rev and w < v) then n = n + 1 end
+    local count
+    if id_int then
+      if seg.rev then count = redis.call('ZCOUNT', sp.key, id, '+inf')
+      else count = redis.call('ZCOUNT', sp.key, '-inf', id) end
+    elseif seg.rev then
+      count = redis.call('ZLEXCOUNT', sp.key, '[' .. id, '+')
+    else
+      count = redis.call('ZLEXCOUNT', sp.key, '-', '[' .. id)
     end
-    return n
+    if sp.by == 'rank' then return count end
+    return relative(sp, seg.rev, count)
   end
-  local count
-  if seg.rev then count = redis.call('ZCOUNT', sp.key, '(' .. score, '+inf')
-  else count = redis.call('ZCOUNT', sp.key, '-inf', '(' .. score) end
-  if sp.by == 'rank' then return count end
-  return relative(sp, seg.rev, count)
-end
-local function count_score(seg, score)
-  local sp, v = seg.sp, num(score)
-  if sp.list then
-    local n = 0
-    for _, s in ipairs(sp.scores) do
-      if num(s) == v then n = n + 1 end
-    end
-    return n
-  end
-  return redis.call('ZCOUNT', sp.key, score, score)
-end
--- members up to and including the record (its score, then its id) in walk order
-local function through_member(seg, id, score)
-  local sp, v = seg.sp, num(score)
-  if sp.list then
-    local n = 0
-    for k, m in ipairs(sp.list) do
-      local w = num(sp.scores[k])
-      local ahead
-      if w ~= v then
-        ahead = (seg.rev and w > v) or (not seg.rev and w < v)
-      elseif seg.rev then
-        ahead = not before(m, id)
-      else
-        ahead = not before(id, m)
+  -- members whose score comes strictly before ``score`` in walk order
+  local function before_score(seg, score)
+    local sp, v = seg.sp, num(score)
+    if sp.list then
+      local n = 0
+      for _, s in ipairs(sp.scores) do
+        local w = num(s)
+        if (seg.rev and w > v) or (not seg.rev and w < v) then n = n + 1 end
       end
-      if ahead then n = n + 1 end
+      return n
     end
-    return n
+    local count
+    if seg.rev then count = redis.call('ZCOUNT', sp.key, '(' .. score, '+inf')
+    else count = redis.call('ZCOUNT', sp.key, '-inf', '(' .. score) end
+    if sp.by == 'rank' then return count end
+    return relative(sp, seg.rev, count)
   end
-  local rank
-  if seg.rev then rank = redis.call('ZREVRANK', sp.key, id) else rank = redis.call('ZRANK', sp.key, id) end
-  if sp.by == 'rank' then return rank + 1 end
-  return relative(sp, seg.rev, rank + 1)
+  local function count_score(seg, score)
+    local sp, v = seg.sp, num(score)
+    if sp.list then
+      local n = 0
+      for _, s in ipairs(sp.scores) do
+        if num(s) == v then n = n + 1 end
+      end
+      return n
+    end
+    return redis.call('ZCOUNT', sp.key, score, score)
+  end
+  -- members up to and including the record (its score, then its id) in walk order
+  local function through_member(seg, id, score)
+    local sp, v = seg.sp, num(score)
+    if sp.list then
+      local n = 0
+      for k, m in ipairs(sp.list) do
+        local w = num(sp.scores[k])
+        local ahead
+        if w ~= v then
+          ahead = (seg.rev and w > v) or (not seg.rev and w < v)
+        elseif seg.rev then
+          ahead = not before(m, id)
+        else
+          ahead = not before(id, m)
+        end
+        if ahead then n = n + 1 end
+      end
+      return n
+    end
+    local rank
+    if seg.rev then rank = redis.call('ZREVRANK', sp.key, id) else rank = redis.call('ZRANK', sp.key, id) end
+    if sp.by == 'rank' then return rank + 1 end
+    return relative(sp, seg.rev, rank + 1)
+  end
+  return id_rank, before_score, count_score, through_member
 end
 
 local out, nout, lead, matched = {}, 0, 0, 0
 local grp, grp_id, last_id = {}, nil, nil
-local function same(a, b)
-  return a ~= nil and b ~= nil and a[1] == b[1] and a[2] == b[2]
-end
 local started, done = false, false
 local limit = -1
 local start_seg, start_rank = 1, 0
 
 if cursor ~= '' then
   if not redis.call('ZSCORE', ids_key, cursor) then return {-1, {}, expired} end
+  local id_rank, before_score, count_score, through_member = ranks()
   local extra = 0
   local vi, ni = nil, nil
   for k, seg in ipairs(segs) do
@@ -796,68 +828,80 @@ elseif take >= 0 then
   limit = skip + take
 end
 
-local function visit(si, seg, m, sc)
-  -- a tie group is one segment and one numeric score (so that -0 and 0 are one group)
-  local gid = nil
-  if seg.const then
-    if seg.tied then gid = {si, 0} end
-  elseif seg.tied and sc ~= nil and not exact_at(sc) then
-    gid = {si, num(sc)}
+-- a member met in order, for segments where it may open or join a tie group
+local visit = nil
+if grouped then
+  local function same(a, b)
+    return a ~= nil and b ~= nil and a[1] == b[1] and a[2] == b[2]
   end
-  if matched < skip then
-    if gid then
-      if not same(gid, grp_id) then grp = {}; grp_id = gid end
-      grp[#grp + 1] = m
+  visit = function(si, seg, m, sc)
+    -- a tie group is one segment and one numeric score (so that -0 and 0 are one group)
+    local gid = nil
+    if seg.const then
+      if seg.tied then gid = {si, 0} end
+    elseif seg.tied and sc ~= nil and not exact_at(sc) then
+      gid = {si, num(sc)}
     end
-    matched = matched + 1
-  elseif limit < 0 or matched < limit then
-    if not started then
-      started = true
-      if same(gid, grp_id) then
-        for _, x in ipairs(grp) do
-          nout = nout + 1
-          out[nout] = x
-        end
-        lead = #grp
+    if matched < skip then
+      if gid then
+        if not same(gid, grp_id) then grp = {}; grp_id = gid end
+        grp[#grp + 1] = m
       end
+      matched = matched + 1
+    elseif limit < 0 or matched < limit then
+      if not started then
+        started = true
+        if same(gid, grp_id) then
+          for _, x in ipairs(grp) do
+            nout = nout + 1
+            out[nout] = x
+          end
+          lead = #grp
+        end
+      end
+      nout = nout + 1
+      out[nout] = m
+      last_id = gid
+      matched = matched + 1
+    elseif same(gid, last_id) then
+      nout = nout + 1
+      out[nout] = m
+    else
+      done = true
     end
-    nout = nout + 1
-    out[nout] = m
-    last_id = gid
-    matched = matched + 1
-  elseif same(gid, last_id) then
-    nout = nout + 1
-    out[nout] = m
-  else
-    done = true
   end
 end
 
--- skip members without visiting them, where nothing in the segment needs checking
-local function jump(seg)
-  local want = skip - matched
-  if want <= 0 or seg.nullkey then return 0 end
-  if not seg.checked and (not trivial(test, seg.known) or due() > 0) then return 0 end
-  local n = card(seg.sp)
-  if want >= n then
-    matched = matched + n
-    grp, grp_id = {}, nil
-    return n
+-- skip members without visiting them, where nothing in the segment needs checking: for pages
+-- that skip (a cursor page starts at the cursor, skipping nothing)
+local jump = nil
+if skip > 0 then
+  jump = function(seg)
+    local want = skip - matched
+    if want <= 0 or seg.nullkey then return 0 end
+    if not seg.checked and (not trivial(test, seg.known) or due() > 0) then return 0 end
+    local n = card(seg.sp)
+    if want >= n then
+      matched = matched + n
+      grp, grp_id = {}, nil
+      return n
+    end
+    if seg.const and seg.tied then return 0 end  -- one tie group: its members are collected
+    if not seg.tied or seg.const or injective == 'always' or seg.exact then
+      matched = matched + want
+      return want
+    end
+    local _, ss = fetch(seg.sp, seg.rev, want, 1, true)
+    local sc = ss[1]
+    if exact_at(sc) then
+      matched = matched + want
+      return want
+    end
+    local _, before_score = ranks()
+    local b = before_score(seg, sc)
+    matched = matched + b
+    return b
   end
-  if seg.const and seg.tied then return 0 end  -- one tie group: its members are collected
-  if not seg.tied or seg.const or injective == 'always' or seg.exact then
-    matched = matched + want
-    return want
-  end
-  local _, ss = fetch(seg.sp, seg.rev, want, 1, true)
-  local sc = ss[1]
-  if exact_at(sc) then
-    matched = matched + want
-    return want
-  end
-  local b = before_score(seg, sc)
-  matched = matched + b
-  return b
 end
 
 for si = start_seg, #segs do
@@ -865,14 +909,14 @@ for si = start_seg, #segs do
   local rank = 0
   if cursor ~= '' then
     if si == start_seg then rank = start_rank end
-  else
+  elseif jump then
     rank = jump(seg)
   end
   if seg.nullkey then
     seg.left = nulls_total()
     if seg.left <= 0 then rank = -1 end
   end
-  local scores = seg.tied and not seg.const and injective ~= 'always' and not seg.exact
+  local scores = seg.scores
   local checks = seg.walk_checks and (exp_live or seg.nullkey ~= nil or not trivial(test, seg.known))
   local grow = 1
   while rank >= 0 and not done do
