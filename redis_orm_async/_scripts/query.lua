@@ -20,32 +20,26 @@
 -- Replies: page {lead, ids, expired}; count {n, expired}; ids {ids, expired}. ``expired``: up to
 -- 256 ids skipped as expired, for lazy cleanup; lead -1: the cursor record does not exist.
 --
--- Cost: before Redis 7 this whole chunk runs on every call, so each function below is created anew
--- each time (an allocation, a lookup per captured local, then garbage to collect). Helpers that only
--- some query shapes use are therefore built when needed: the id checks (``id_checks``), the
--- candidate listing (``candidates``), rank positions (``ranks``), tie groups and skipping; a plain
--- page that needs no check creates a few functions only.
+-- Cost: before Redis 7 this whole chunk runs on every call, so each function below is created
+-- anew each time (an allocation, a lookup per captured local, then garbage to collect). Helpers
+-- that only some query shapes use are therefore built only by the calls that need them: the id
+-- checks and the candidate listing (``tests_ids``), the expiry helpers, rank positions (cursor or
+-- skip), tie groups and skipping. A page whose walk needs no check builds a dozen small functions.
 local ids_key, exp_key, order_key = KEYS[1], KEYS[2], KEYS[3]
 local CHUNK = 1024
 local EXPIRED_MAX = 256
 local WINDOW_LIMIT = 1024
 local INF = math.huge
 
-local pos = 0
-local function nxt() pos = pos + 1; return ARGV[pos] end
-
-local mode = nxt()
-local id_int = nxt() == '1'
-local record_head = nxt()
+-- ARGV is read in order, ``pos`` being the last argument read (indexed directly: a call per
+-- argument would cost more than reading it)
+local mode, id_int, record_head = ARGV[1], ARGV[2] == '1', ARGV[3]
+local pos = 3
 
 local function num(text)
   if text == 'inf' or text == '+inf' then return INF end
   if text == '-inf' then return -INF end
   return tonumber(text)
-end
-local function parse_bound(text)
-  if string.sub(text, 1, 1) == '(' then return num(string.sub(text, 2)), true end
-  return num(text), false
 end
 
 -- byte order, as ZSETs and Python order text (Lua's own < follows the server's locale)
@@ -64,75 +58,101 @@ local function id_before(a, b)
 end
 
 local leaves = {}
-for i = 1, tonumber(nxt()) do
-  local leaf = {kind = nxt(), key = KEYS[tonumber(nxt())], low = nxt(), high = nxt(), text = nxt(), field = nxt()}
+local claims = false
+pos = pos + 1
+for i = 1, tonumber(ARGV[pos]) do
+  local leaf = {kind = ARGV[pos + 1], key = KEYS[tonumber(ARGV[pos + 2])], low = ARGV[pos + 3],
+                high = ARGV[pos + 4], text = ARGV[pos + 5], field = ARGV[pos + 6]}
+  pos = pos + 6
   if leaf.kind == 'S' then
-    leaf.lo, leaf.lox = parse_bound(leaf.low)
-    leaf.hi, leaf.hix = parse_bound(leaf.high)
+    -- score bounds as numbers, and whether each is exclusive ('(')
+    leaf.lox, leaf.hix = string.sub(leaf.low, 1, 1) == '(', string.sub(leaf.high, 1, 1) == '('
+    leaf.lo = num(leaf.lox and string.sub(leaf.low, 2) or leaf.low)
+    leaf.hi = num(leaf.hix and string.sub(leaf.high, 2) or leaf.high)
+  elseif leaf.kind == 'C' then
+    claims = true
   end
   leaves[i] = leaf
 end
-local function parse_test()
-  local op = nxt()
-  if op == 'l' then return {op = op, leaf = tonumber(nxt())} end
-  if op == '!' then return {op = op, item = parse_test()} end
-  local node = {op = op, items = {}}
-  for k = 1, tonumber(nxt()) do node.items[k] = parse_test() end
-  return node
-end
-local function parse_source()
-  local op = nxt()
-  if op == 'l' then return {op = op, leaf = tonumber(nxt())} end
+-- the test or the source, in prefix form (one parser for both: their operators differ)
+local function parse_tree()
+  local op = ARGV[pos + 1]
+  pos = pos + 1
+  if op == 'l' then
+    pos = pos + 1
+    return {op = op, leaf = tonumber(ARGV[pos])}
+  end
+  if op == '!' then return {op = op, item = parse_tree()} end
   if op == '*' or op == '0' then return {op = op} end
   local node = {op = op, items = {}}
-  for k = 1, tonumber(nxt()) do node.items[k] = parse_source() end
+  pos = pos + 1
+  for k = 1, tonumber(ARGV[pos]) do node.items[k] = parse_tree() end
   return node
 end
-local test = parse_test()
-local source = parse_source()
+local test = parse_tree()
+local source = parse_tree()
 
--- the expiry rule: an id whose score in the expiry ZSET is before now is expired
+-- page mode's arguments, read up front: they tell whether the page may test ids (``tests_ids``)
+local order_kind, desc, multi, skip, take, cursor, injective, window_leaf
+local want_nulls, want_values, walk_leaves = false, false, {}
+if mode == 'page' then
+  order_kind, desc, multi = ARGV[pos + 1], ARGV[pos + 2] == '1', ARGV[pos + 3] == '1'
+  skip, take, cursor = tonumber(ARGV[pos + 4]), tonumber(ARGV[pos + 5]), ARGV[pos + 6]
+  injective, window_leaf = ARGV[pos + 7], tonumber(ARGV[pos + 8])
+  local wanted = ARGV[pos + 9]
+  want_nulls, want_values = string.sub(wanted, 1, 1) == '1', string.sub(wanted, 2, 2) == '1'
+  for k = 1, tonumber(ARGV[pos + 10]) do walk_leaves[k] = tonumber(ARGV[pos + 10 + k]) end
+end
+
+-- the expiry rule: an id whose score in the expiry ZSET is before now is expired. Without that
+-- ZSET no id can be, and its helpers are not built: call due() only while ``exp_live``.
 local exp_live = redis.call('EXISTS', exp_key) == 1
-local now_ms = nil
-local function now()
-  if not now_ms then
-    local t = redis.call('TIME')
-    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expired = {}
+local now, due, note_expired = nil, nil, nil
+if exp_live then
+  local now_ms, due_count, seen = nil, nil, {}
+  now = function()
+    if not now_ms then
+      local t = redis.call('TIME')
+      now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    return now_ms
   end
-  return now_ms
-end
-local due_count = nil
-local function due()
-  if not exp_live then return 0 end
-  if due_count == nil then
-    due_count = redis.call('ZCOUNT', exp_key, '-inf', '(' .. now())
-    -- nothing is due: no id met can be expired, so none needs its expiry score looked up
-    if due_count == 0 then exp_live = false end
+  due = function()
+    if not exp_live then return 0 end
+    if due_count == nil then
+      due_count = redis.call('ZCOUNT', exp_key, '-inf', '(' .. now())
+      -- nothing is due: no id met can be expired, so none needs its expiry score looked up
+      if due_count == 0 then exp_live = false end
+    end
+    return due_count
   end
-  return due_count
-end
-local expired, expired_seen = {}, {}
-local function note_expired(id)
-  if #expired < EXPIRED_MAX and not expired_seen[id] then
-    expired_seen[id] = true
-    expired[#expired + 1] = id
+  note_expired = function(id)
+    if #expired < EXPIRED_MAX and not seen[id] then
+      seen[id] = true
+      expired[#expired + 1] = id
+    end
   end
 end
 
-local holders = {}
-local function holder(leaf)
-  local found = holders[leaf.key]
-  if found == nil then
-    found = redis.call('GET', leaf.key)
-    if found and not redis.call('ZSCORE', ids_key, found) then found = false end
-    holders[leaf.key] = found
+-- a claim leaf's holder (false: none or gone), read once; built for queries with a claim leaf
+local holder = nil
+if claims then
+  local holders = {}
+  holder = function(leaf)
+    local found = holders[leaf.key]
+    if found == nil then
+      found = redis.call('GET', leaf.key)
+      if found and not redis.call('ZSCORE', ids_key, found) then found = false end
+      holders[leaf.key] = found
+    end
+    return found
   end
-  return found
 end
 
 -- the chunk of ids being checked, and its leaf values, computed on first use: one command per
--- leaf and chunk
-local chunk, vals = {}, {}
+-- leaf and chunk (both set by ``check``)
+local chunk, vals = nil, nil
 
 -- true when every id listed by the leaf ``known`` passes the test
 local function trivial(node, known)
@@ -144,9 +164,27 @@ local function trivial(node, known)
   return true
 end
 
--- The id checks, built by the queries that test ids: check(ms, known, nullkey) and eval(node, j, m,
--- known) over the current chunk.
-local function id_checks()
+-- Whether this call may test ids; only then are the id checks and the candidate listing below
+-- built. Listing ids always does; so does a count, unless a cardinality answers it. A page does
+-- unless nothing can expire, no segment holds ids without a sort value (it tests for those), and
+-- the test holds for every id its walk lists, whichever walk it takes (then it never sorts).
+local tests_ids = true
+if mode == 'count' then
+  -- the covering leaf's cardinality answers a count where nothing can expire
+  tests_ids = ARGV[pos + 1] ~= '1' or exp_live
+elseif mode == 'page' and not exp_live then
+  if order_kind == 'id' then
+    -- the walk: one of the walk leaves, or the id ZSET when there are none
+    tests_ids = #walk_leaves == 0 and not trivial(test, nil)
+    for _, i in ipairs(walk_leaves) do tests_ids = tests_ids or not trivial(test, i) end
+  else
+    tests_ids = want_nulls or (want_values and not trivial(test, window_leaf > 0 and window_leaf or nil))
+  end
+end
+
+-- The id checks: check(ms, known, nullkey) and eval(node, j, m, known) over the current chunk.
+local check, eval = nil, nil
+if tests_ids then
   local function lex_ok(m, low, high)
     if low ~= '-' then
       local v = string.sub(low, 2)
@@ -221,7 +259,7 @@ local function id_checks()
     end
     return v[j]
   end
-  local function eval(node, j, m, known)
+  eval = function(node, j, m, known)
     local op = node.op
     if op == 'l' then
       if node.leaf == known then return true end
@@ -241,7 +279,7 @@ local function id_checks()
   end
   -- which of the ids ms pass: the test (``known`` already holds for all of them), not expired,
   -- and, with ``nullkey``, without a score there; also how many of them had no such score
-  local function check(ms, known, nullkey)
+  check = function(ms, known, nullkey)
     local out, nulls = {}, 0
     if #ms == 0 then return out, nulls end
     chunk, vals = ms, {}
@@ -272,7 +310,6 @@ local function id_checks()
     end
     return out, nulls
   end
-  return check, eval
 end
 
 -- A span: the members of one ZSET, or of a score or lex window of it, in walk order, read by
@@ -421,10 +458,9 @@ local function fetch(sp, rev, a, count, scores)
   return reply, nil
 end
 
--- The candidate listing, built by the queries that list ids: enumerate(src, fn) and
--- source_card(src).
-local function candidates()
-  local source_card
+-- The candidate listing: enumerate(src, fn) and source_card(src).
+local enumerate, source_card = nil, nil
+if tests_ids then
   local function choose(src)
     if src.chosen == nil then
       local best, best_n = nil, nil
@@ -456,7 +492,7 @@ local function candidates()
     return src.card
   end
   -- fn(ms, known) for each chunk of the distinct ids the source lists; ``known``: a leaf they pass
-  local function enumerate(src, fn, seen)
+  enumerate = function(src, fn, seen)
     local op = src.op
     if op == '0' then return end
     if op == 'p' then return enumerate(choose(src), fn, seen) end
@@ -487,11 +523,9 @@ local function candidates()
       if got < CHUNK then break end
     end
   end
-  return enumerate, source_card
 end
 
 if mode == 'ids' then
-  local enumerate, check = candidates(), id_checks()
   local out = {}
   enumerate(source, function(ms, known)
     local pass = check(ms, known, nil)
@@ -503,15 +537,14 @@ if mode == 'ids' then
 end
 
 if mode == 'count' then
-  local covering = nxt() == '1'
+  local covering = ARGV[pos + 1] == '1'
   if covering then
     -- the leaf's own cardinality, less its members that are due: O(min(members, due))
     local n = card(span_of(source.leaf))
-    local d = n > 0 and due() or 0
+    local d = n > 0 and exp_live and due() or 0
     if d == 0 then return {n, expired} end
     if d < n then
       -- the due ids are the lowest ranks of the expiry ZSET
-      local _, eval = id_checks()
       for a = 0, d - 1, CHUNK do
         local ms = redis.call('ZRANGE', exp_key, a, math.min(a + CHUNK, d) - 1)
         chunk, vals = ms, {}
@@ -525,7 +558,6 @@ if mode == 'count' then
       return {n, expired}
     end
   end
-  local enumerate, check = candidates(), id_checks()
   local n = 0
   enumerate(source, function(ms, known)
     local pass = check(ms, known, nil)
@@ -537,18 +569,6 @@ if mode == 'count' then
 end
 
 -- mode 'page': walk the ordered segments and return {lead, ids, expired}
-local order_kind = nxt()
-local desc = nxt() == '1'
-local multi = nxt() == '1'
-local skip = tonumber(nxt())
-local take = tonumber(nxt())
-local cursor = nxt()
-local injective = nxt()
-local window_leaf = tonumber(nxt())
-local wanted = nxt()
-local want_nulls, want_values = string.sub(wanted, 1, 1) == '1', string.sub(wanted, 2, 2) == '1'
-local walk_leaves = {}
-for k = 1, tonumber(nxt()) do walk_leaves[k] = tonumber(nxt()) end
 
 local function exact_at(score)
   if injective == 'always' then return true end
@@ -600,7 +620,6 @@ else
 end
 
 -- When the candidates are far fewer than the walk would visit, list and sort them instead.
-local enumerate, check = nil, nil
 local sort = false
 if source.op ~= '*' and #segs > 0 then
   local main = segs[1]
@@ -608,8 +627,6 @@ if source.op ~= '*' and #segs > 0 then
     if seg.role ~= 'nulls' then main = seg end
   end
   if not trivial(test, main.known) then
-    local source_card
-    enumerate, source_card = candidates()
     local c = source_card(source)
     local walk_n = card(main.sp)
     if take < 0 then
@@ -620,7 +637,6 @@ if source.op ~= '*' and #segs > 0 then
   end
 end
 if sort then
-  check = id_checks()
   local list = {}
   enumerate(source, function(ms, known)
     local pass = check(ms, known, nil)
@@ -682,15 +698,15 @@ local grouped = false
 for _, seg in ipairs(segs) do
   seg.walk_checks = not seg.checked and (exp_live or seg.nullkey ~= nil or not trivial(test, seg.known))
   seg.scores = seg.tied and not seg.const and injective ~= 'always' and not seg.exact
-  if seg.walk_checks and not check then check = id_checks() end
   if seg.const or seg.scores then grouped = true end
 end
 
 
--- Positions as ranks in a segment's walk order, built by the pages that start past rank 0 (a
+-- Positions as ranks in a segment's walk order, built for the pages that start past rank 0 (a
 -- cursor, a skip): id_rank (through an id), before_score (strictly before a score),
 -- count_score (at a score) and through_member (through a record).
-local function ranks()
+local id_rank, before_score, count_score, through_member = nil, nil, nil, nil
+if cursor ~= '' or skip > 0 then
   -- a count of ZSET members (absolute) as a rank within the span's window
   local function relative(sp, rev, count)
     local rank = count - base(sp, rev)
@@ -699,7 +715,7 @@ local function ranks()
     if rank > n then return n end
     return rank
   end
-  local function id_rank(seg, id)
+  id_rank = function(seg, id)
     local sp = seg.sp
     if sp.list then
       local n = 0
@@ -725,7 +741,7 @@ local function ranks()
     return relative(sp, seg.rev, count)
   end
   -- members whose score comes strictly before ``score`` in walk order
-  local function before_score(seg, score)
+  before_score = function(seg, score)
     local sp, v = seg.sp, num(score)
     if sp.list then
       local n = 0
@@ -741,7 +757,7 @@ local function ranks()
     if sp.by == 'rank' then return count end
     return relative(sp, seg.rev, count)
   end
-  local function count_score(seg, score)
+  count_score = function(seg, score)
     local sp, v = seg.sp, num(score)
     if sp.list then
       local n = 0
@@ -753,7 +769,7 @@ local function ranks()
     return redis.call('ZCOUNT', sp.key, score, score)
   end
   -- members up to and including the record (its score, then its id) in walk order
-  local function through_member(seg, id, score)
+  through_member = function(seg, id, score)
     local sp, v = seg.sp, num(score)
     if sp.list then
       local n = 0
@@ -776,18 +792,16 @@ local function ranks()
     if sp.by == 'rank' then return rank + 1 end
     return relative(sp, seg.rev, rank + 1)
   end
-  return id_rank, before_score, count_score, through_member
 end
 
 local out, nout, lead, matched = {}, 0, 0, 0
-local grp, grp_id, last_id = {}, nil, nil
+local grp, grp_id, last_id = nil, nil, nil
 local started, done = false, false
 local limit = -1
 local start_seg, start_rank = 1, 0
 
 if cursor ~= '' then
   if not redis.call('ZSCORE', ids_key, cursor) then return {-1, {}, expired} end
-  local id_rank, before_score, count_score, through_member = ranks()
   local extra = 0
   local vi, ni = nil, nil
   for k, seg in ipairs(segs) do
@@ -879,11 +893,11 @@ if skip > 0 then
   jump = function(seg)
     local want = skip - matched
     if want <= 0 or seg.nullkey then return 0 end
-    if not seg.checked and (not trivial(test, seg.known) or due() > 0) then return 0 end
+    if not seg.checked and (not trivial(test, seg.known) or (exp_live and due() > 0)) then return 0 end
     local n = card(seg.sp)
     if want >= n then
       matched = matched + n
-      grp, grp_id = {}, nil
+      grp, grp_id = nil, nil
       return n
     end
     if seg.const and seg.tied then return 0 end  -- one tie group: its members are collected
@@ -897,7 +911,6 @@ if skip > 0 then
       matched = matched + want
       return want
     end
-    local _, before_score = ranks()
     local b = before_score(seg, sc)
     matched = matched + b
     return b
@@ -938,6 +951,27 @@ for si = start_seg, #segs do
           if done then break end
         end
       end
+    elseif pass == nil then
+      -- nothing to check and no tie group: skip, then take, whole runs of members at once
+      local a = 1
+      if matched < skip then
+        a = math.min(skip - matched, got) + 1
+        matched = matched + a - 1
+      end
+      local b = got
+      if limit >= 0 then b = math.min(got, a - 1 + limit - matched) end
+      if b >= a then
+        started = true
+        last_id = nil
+        if nout == 0 then
+          out = {unpack(ms, a, b)}
+        else
+          for j = a, b do out[nout + j - a + 1] = ms[j] end
+        end
+        nout = nout + b - a + 1
+        matched = matched + b - a + 1
+      end
+      if b < got then done = true end
     else
       -- no member here can open a tie group: what ``visit`` does, inline
       for j = 1, got do
