@@ -24,7 +24,8 @@
 -- anew each time (an allocation, a lookup per captured local, then garbage to collect). Helpers
 -- that only some query shapes use are therefore built only by the calls that need them: the id
 -- checks and the candidate listing (``tests_ids``), the expiry helpers, rank positions (cursor or
--- skip), tie groups and skipping. A page whose walk needs no check builds a dozen small functions.
+-- skip), tie groups and skipping. A page whose walk needs no check builds some fifteen small
+-- functions.
 local ids_key, exp_key, order_key = KEYS[1], KEYS[2], KEYS[3]
 local CHUNK = 1024
 local EXPIRED_MAX = 256
@@ -62,18 +63,18 @@ local leaves = {}
 local claims = false
 pos = pos + 1
 for i = 1, ARGV[pos] + 0 do
-  local leaf = {kind = ARGV[pos + 1], key = KEYS[ARGV[pos + 2] + 0], low = ARGV[pos + 3],
-                high = ARGV[pos + 4], text = ARGV[pos + 5], field = ARGV[pos + 6]}
+  local kind, key, low, high, text, field = unpack(ARGV, pos + 1, pos + 6)
   pos = pos + 6
-  if leaf.kind == 'S' then
+  local lo, lox, hi, hix = nil, nil, nil, nil
+  if kind == 'S' then
     -- score bounds as numbers, and whether each is exclusive ('(')
-    leaf.lox, leaf.hix = string.sub(leaf.low, 1, 1) == '(', string.sub(leaf.high, 1, 1) == '('
-    leaf.lo = num(leaf.lox and string.sub(leaf.low, 2) or leaf.low)
-    leaf.hi = num(leaf.hix and string.sub(leaf.high, 2) or leaf.high)
-  elseif leaf.kind == 'C' then
+    lox, hix = string.sub(low, 1, 1) == '(', string.sub(high, 1, 1) == '('
+    lo, hi = num(lox and string.sub(low, 2) or low), num(hix and string.sub(high, 2) or high)
+  elseif kind == 'C' then
     claims = true
   end
-  leaves[i] = leaf
+  leaves[i] = {kind = kind, key = KEYS[key + 0], low = low, high = high, text = text, field = field,
+               lo = lo, lox = lox, hi = hi, hix = hix}
 end
 -- the test or the source, in prefix form (one parser for both: their operators differ)
 local function parse_tree()
@@ -97,12 +98,12 @@ local source = parse_tree()
 local order_kind, desc, multi, skip, take, cursor, injective, window_leaf
 local want_nulls, want_values, walk_leaves = false, false, {}
 if mode == 'page' then
-  order_kind, desc, multi = ARGV[pos + 1], ARGV[pos + 2] == '1', ARGV[pos + 3] == '1'
-  skip, take, cursor = ARGV[pos + 4] + 0, ARGV[pos + 5] + 0, ARGV[pos + 6]
-  injective, window_leaf = ARGV[pos + 7], ARGV[pos + 8] + 0
-  local wanted = ARGV[pos + 9]  -- '<nulls><values>'
+  local wanted, walks  -- '<nulls><values>', the number of walk leaves
+  order_kind, desc, multi, skip, take, cursor, injective, window_leaf, wanted, walks =
+    unpack(ARGV, pos + 1, pos + 10)
+  desc, multi, skip, take, window_leaf = desc == '1', multi == '1', skip + 0, take + 0, window_leaf + 0
   want_nulls, want_values = wanted == '10' or wanted == '11', wanted == '01' or wanted == '11'
-  for k = 1, ARGV[pos + 10] + 0 do walk_leaves[k] = ARGV[pos + 10 + k] + 0 end
+  for k = 1, walks + 0 do walk_leaves[k] = ARGV[pos + 10 + k] + 0 end
 end
 
 -- the expiry rule: an id whose score in the expiry ZSET is before now is expired. Without that
