@@ -178,7 +178,7 @@ elseif mode == 'page' and not exp_live then
   if order_kind == 'id' then
     -- the walk: one of the walk leaves, or the id ZSET when there are none
     tests_ids = #walk_leaves == 0 and not trivial(test, nil)
-    for _, i in ipairs(walk_leaves) do tests_ids = tests_ids or not trivial(test, i) end
+    for k = 1, #walk_leaves do tests_ids = tests_ids or not trivial(test, walk_leaves[k]) end
   else
     tests_ids = want_nulls or (want_values and not trivial(test, window_leaf > 0 and window_leaf or nil))
   end
@@ -581,7 +581,8 @@ end
 local function id_walk()
   if #walk_leaves == 0 then return whole(ids_key), nil end
   local best, best_n, best_leaf = nil, nil, nil
-  for _, i in ipairs(walk_leaves) do
+  for k = 1, #walk_leaves do
+    local i = walk_leaves[k]
     local sp = span_of(i)
     local n = #walk_leaves == 1 and 0 or card(sp)
     if best == nil or n < best_n then best, best_n, best_leaf = sp, n, i end
@@ -601,12 +602,14 @@ if order_kind == 'id' then
 else
   local values, nulls = nil, nil
   if want_values then
-    local sp, known, exact = whole(order_key), nil, nil
+    local sp, known, exact = nil, nil, nil
     if window_leaf > 0 then
       local leaf = leaves[window_leaf]
       sp, known = span_of(window_leaf), window_leaf
       -- bounds that each hold one sort value per score make every score between them exact too
       exact = exact_at(leaf.lo) and exact_at(leaf.hi)
+    else
+      sp = whole(order_key)
     end
     values = {sp = sp, rev = desc, tied = true, known = known, exact = exact, role = 'values'}
   end
@@ -624,8 +627,8 @@ end
 local sort = false
 if source.op ~= '*' and #segs > 0 then
   local main = segs[1]
-  for _, seg in ipairs(segs) do
-    if seg.role ~= 'nulls' then main = seg end
+  for k = 1, #segs do
+    if segs[k].role ~= 'nulls' then main = segs[k] end
   end
   if not trivial(test, main.known) then
     local c = source_card(source)
