@@ -19,27 +19,29 @@
 --     the number of walk leaves (id-ordered top-level AND parts), then their indexes.
 -- Replies: page {lead, ids, expired}; count {n, expired}; ids {ids, expired}. ``expired``: up to
 -- 256 ids skipped as expired, for lazy cleanup; lead -1: the cursor record does not exist.
+--
+-- Cost: before Redis 7 this whole chunk runs on every call, so each function below is created
+-- anew each time (an allocation, a lookup per captured local, then garbage to collect). Helpers
+-- that only some query shapes use are therefore built only by the calls that need them: the id
+-- checks and the candidate listing (``tests_ids``), the expiry helpers, rank positions (cursor or
+-- skip), tie groups and skipping. A page whose walk needs no check builds some fifteen small
+-- functions.
 local ids_key, exp_key, order_key = KEYS[1], KEYS[2], KEYS[3]
 local CHUNK = 1024
 local EXPIRED_MAX = 256
 local WINDOW_LIMIT = 1024
 local INF = math.huge
 
-local pos = 0
-local function nxt() pos = pos + 1; return ARGV[pos] end
-
-local mode = nxt()
-local id_int = nxt() == '1'
-local record_head = nxt()
+-- ARGV is read in order, ``pos`` being the last argument read (indexed directly: a call per
+-- argument would cost more than reading it). Numbers arrive as text: ``+ 0`` converts one, at
+-- half the cost of ``tonumber`` (which parses it twice).
+local mode, id_int, record_head = ARGV[1], ARGV[2] == '1', ARGV[3]
+local pos = 3
 
 local function num(text)
   if text == 'inf' or text == '+inf' then return INF end
   if text == '-inf' then return -INF end
-  return tonumber(text)
-end
-local function parse_bound(text)
-  if string.sub(text, 1, 1) == '(' then return num(string.sub(text, 2)), true end
-  return num(text), false
+  return text + 0
 end
 
 -- byte order, as ZSETs and Python order text (Lua's own < follows the server's locale)
@@ -53,172 +55,107 @@ local function before(a, b)
   return #a < #b
 end
 local function id_before(a, b)
-  if id_int then return tonumber(a) < tonumber(b) end
+  if id_int then return a + 0 < b + 0 end
   return before(a, b)
-end
-local function lex_ok(m, low, high)
-  if low ~= '-' then
-    local v = string.sub(low, 2)
-    if string.sub(low, 1, 1) == '(' then
-      if not before(v, m) then return false end
-    elseif before(m, v) then
-      return false
-    end
-  end
-  if high ~= '+' then
-    local v = string.sub(high, 2)
-    if string.sub(high, 1, 1) == '(' then
-      if not before(m, v) then return false end
-    elseif before(v, m) then
-      return false
-    end
-  end
-  return true
 end
 
 local leaves = {}
-for i = 1, tonumber(nxt()) do
-  local leaf = {kind = nxt(), key = KEYS[tonumber(nxt())], low = nxt(), high = nxt(), text = nxt(), field = nxt()}
-  if leaf.kind == 'S' then
-    leaf.lo, leaf.lox = parse_bound(leaf.low)
-    leaf.hi, leaf.hix = parse_bound(leaf.high)
+local claims = false
+pos = pos + 1
+for i = 1, ARGV[pos] + 0 do
+  local kind, key, low, high, text, field = unpack(ARGV, pos + 1, pos + 6)
+  pos = pos + 6
+  local lo, lox, hi, hix = nil, nil, nil, nil
+  if kind == 'S' then
+    -- score bounds as numbers, and whether each is exclusive ('(')
+    lox, hix = string.sub(low, 1, 1) == '(', string.sub(high, 1, 1) == '('
+    lo, hi = num(lox and string.sub(low, 2) or low), num(hix and string.sub(high, 2) or high)
+  elseif kind == 'C' then
+    claims = true
   end
-  leaves[i] = leaf
+  leaves[i] = {kind = kind, key = KEYS[key + 0], low = low, high = high, text = text, field = field,
+               lo = lo, lox = lox, hi = hi, hix = hix}
 end
-local function in_bounds(score, leaf)
-  if not score then return false end
-  local v = num(score)
-  if leaf.lox then
-    if not (v > leaf.lo) then return false end
-  elseif v < leaf.lo then
-    return false
+-- the test or the source, in prefix form (one parser for both: their operators differ)
+local function parse_tree()
+  local op = ARGV[pos + 1]
+  pos = pos + 1
+  if op == 'l' then
+    pos = pos + 1
+    return {op = op, leaf = ARGV[pos] + 0}
   end
-  if leaf.hix then
-    if not (v < leaf.hi) then return false end
-  elseif v > leaf.hi then
-    return false
-  end
-  return true
-end
-
-local function parse_test()
-  local op = nxt()
-  if op == 'l' then return {op = op, leaf = tonumber(nxt())} end
-  if op == '!' then return {op = op, item = parse_test()} end
-  local node = {op = op, items = {}}
-  for k = 1, tonumber(nxt()) do node.items[k] = parse_test() end
-  return node
-end
-local function parse_source()
-  local op = nxt()
-  if op == 'l' then return {op = op, leaf = tonumber(nxt())} end
+  if op == '!' then return {op = op, item = parse_tree()} end
   if op == '*' or op == '0' then return {op = op} end
   local node = {op = op, items = {}}
-  for k = 1, tonumber(nxt()) do node.items[k] = parse_source() end
+  pos = pos + 1
+  for k = 1, ARGV[pos] + 0 do node.items[k] = parse_tree() end
   return node
 end
-local test = parse_test()
-local source = parse_source()
+local test = parse_tree()
+local source = parse_tree()
 
--- the expiry rule: an id whose score in the expiry ZSET is before now is expired
+-- page mode's arguments, read up front: they tell whether the page may test ids (``tests_ids``)
+local order_kind, desc, multi, skip, take, cursor, injective, window_leaf
+local want_nulls, want_values, walk_leaves = false, false, {}
+if mode == 'page' then
+  local wanted, walks  -- '<nulls><values>', the number of walk leaves
+  order_kind, desc, multi, skip, take, cursor, injective, window_leaf, wanted, walks =
+    unpack(ARGV, pos + 1, pos + 10)
+  desc, multi, skip, take, window_leaf = desc == '1', multi == '1', skip + 0, take + 0, window_leaf + 0
+  want_nulls, want_values = wanted == '10' or wanted == '11', wanted == '01' or wanted == '11'
+  for k = 1, walks + 0 do walk_leaves[k] = ARGV[pos + 10 + k] + 0 end
+end
+
+-- the expiry rule: an id whose score in the expiry ZSET is before now is expired. Without that
+-- ZSET no id can be, and its helpers are not built: call due() only while ``exp_live``.
 local exp_live = redis.call('EXISTS', exp_key) == 1
-local now_ms = nil
-local function now()
-  if not now_ms then
-    local t = redis.call('TIME')
-    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return now_ms
-end
-local due_count = nil
-local function due()
-  if not exp_live then return 0 end
-  if due_count == nil then
-    due_count = redis.call('ZCOUNT', exp_key, '-inf', '(' .. now())
-    -- nothing is due: no id met can be expired, so none needs its expiry score looked up
-    if due_count == 0 then exp_live = false end
-  end
-  return due_count
-end
-local expired, expired_seen = {}, {}
-local function note_expired(id)
-  if #expired < EXPIRED_MAX and not expired_seen[id] then
-    expired_seen[id] = true
-    expired[#expired + 1] = id
-  end
-end
-
-local holders = {}
-local function holder(leaf)
-  local found = holders[leaf.key]
-  if found == nil then
-    found = redis.call('GET', leaf.key)
-    if found and not redis.call('ZSCORE', ids_key, found) then found = false end
-    holders[leaf.key] = found
-  end
-  return found
-end
-
--- leaf values over one chunk of ids, computed on first use: one command per leaf and chunk
-local chunk, vals = {}, {}
-local function present(reply)
-  for j = 1, #reply do reply[j] = reply[j] ~= false end
-  return reply
-end
-local function vector(i)
-  local leaf, ms, out = leaves[i], chunk, {}
-  local kind = leaf.kind
-  if kind == 'M' then
-    return present(redis.call('ZMSCORE', leaf.key, unpack(ms)))
-  elseif kind == 'S' then
-    out = redis.call('ZMSCORE', leaf.key, unpack(ms))
-    for j = 1, #ms do out[j] = in_bounds(out[j], leaf) end
-  elseif kind == 'Q' then
-    local members = {}
-    for j = 1, #ms do members[j] = leaf.text .. ms[j] end
-    return present(redis.call('ZMSCORE', leaf.key, unpack(members)))
-  elseif kind == 'X' then
-    for j = 1, #ms do out[j] = lex_ok(ms[j], leaf.low, leaf.high) end
-  elseif kind == 'P' then
-    for j = 1, #ms do out[j] = string.sub(ms[j], 1, #leaf.text) == leaf.text end
-  elseif kind == 'C' then
-    local h = holder(leaf)
-    for j = 1, #ms do out[j] = h == ms[j] end
-  end
-  return out
-end
-local function leaf_value(i, j, m)
-  local leaf = leaves[i]
-  if leaf.kind == 'W' then
-    -- read per id, and only when the rest of the test still needs it
-    local text = redis.call('HGET', record_head .. escape(m), leaf.field)
-    return text and string.sub(text, 1, #leaf.text) == leaf.text
-  end
-  local v = vals[i]
-  if v == nil then
-    v = vector(i)
-    vals[i] = v
-  end
-  return v[j]
-end
-local function eval(node, j, m, known)
-  local op = node.op
-  if op == 'l' then
-    if node.leaf == known then return true end
-    return leaf_value(node.leaf, j, m)
-  elseif op == '!' then
-    return not eval(node.item, j, m, known)
-  elseif op == '&' then
-    for _, item in ipairs(node.items) do
-      if not eval(item, j, m, known) then return false end
+local expired = {}
+local now, due, note_expired = nil, nil, nil
+if exp_live then
+  local now_ms, due_count, seen = nil, nil, {}
+  now = function()
+    if not now_ms then
+      local t = redis.call('TIME')
+      now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     end
-    return true
+    return now_ms
   end
-  for _, item in ipairs(node.items) do
-    if eval(item, j, m, known) then return true end
+  due = function()
+    if not exp_live then return 0 end
+    if due_count == nil then
+      due_count = redis.call('ZCOUNT', exp_key, '-inf', '(' .. now())
+      -- nothing is due: no id met can be expired, so none needs its expiry score looked up
+      if due_count == 0 then exp_live = false end
+    end
+    return due_count
   end
-  return false
+  note_expired = function(id)
+    if #expired < EXPIRED_MAX and not seen[id] then
+      seen[id] = true
+      expired[#expired + 1] = id
+    end
+  end
 end
+
+-- a claim leaf's holder (false: none or gone), read once; built for queries with a claim leaf
+local holder = nil
+if claims then
+  local holders = {}
+  holder = function(leaf)
+    local found = holders[leaf.key]
+    if found == nil then
+      found = redis.call('GET', leaf.key)
+      if found and not redis.call('ZSCORE', ids_key, found) then found = false end
+      holders[leaf.key] = found
+    end
+    return found
+  end
+end
+
+-- the chunk of ids being checked, and its leaf values, computed on first use: one command per
+-- leaf and chunk (both set by ``check``)
+local chunk, vals = nil, nil
+
 -- true when every id listed by the leaf ``known`` passes the test
 local function trivial(node, known)
   if node.op == 'l' then return node.leaf == known end
@@ -229,38 +166,152 @@ local function trivial(node, known)
   return true
 end
 
--- which of the ids ms pass: the test (``known`` already holds for all of them), not expired,
--- and, with ``nullkey``, without a score there; also how many of them had no such score
-local function check(ms, known, nullkey)
-  local out, nulls = {}, 0
-  if #ms == 0 then return out, nulls end
-  chunk, vals = ms, {}
-  local es = exp_live and redis.call('ZMSCORE', exp_key, unpack(ms)) or nil
-  local ns = nullkey and redis.call('ZMSCORE', nullkey, unpack(ms)) or nil
-  if ns then
-    -- membership of the null-checked ZSET is already known (``field is null`` tests it)
-    for i, leaf in ipairs(leaves) do
-      if leaf.kind == 'M' and leaf.key == nullkey then
-        local v = {}
-        for j = 1, #ms do v[j] = ns[j] ~= false end
-        vals[i] = v
+-- Whether this call may test ids; only then are the id checks and the candidate listing below
+-- built. Listing ids always does; so does a count, unless a cardinality answers it. A page does
+-- unless nothing can expire, no segment holds ids without a sort value (it tests for those), and
+-- the test holds for every id its walk lists, whichever walk it takes (then it never sorts).
+local tests_ids = true
+if mode == 'count' then
+  -- the covering leaf's cardinality answers a count where nothing can expire
+  tests_ids = ARGV[pos + 1] ~= '1' or exp_live
+elseif mode == 'page' and not exp_live then
+  if order_kind == 'id' then
+    -- the walk: one of the walk leaves, or the id ZSET when there are none
+    tests_ids = #walk_leaves == 0 and not trivial(test, nil)
+    for k = 1, #walk_leaves do tests_ids = tests_ids or not trivial(test, walk_leaves[k]) end
+  else
+    tests_ids = want_nulls or (want_values and not trivial(test, window_leaf > 0 and window_leaf or nil))
+  end
+end
+
+-- The id checks: check(ms, known, nullkey) and eval(node, j, m, known) over the current chunk.
+local check, eval = nil, nil
+if tests_ids then
+  local function lex_ok(m, low, high)
+    if low ~= '-' then
+      local v = string.sub(low, 2)
+      if string.sub(low, 1, 1) == '(' then
+        if not before(v, m) then return false end
+      elseif before(m, v) then
+        return false
       end
     end
+    if high ~= '+' then
+      local v = string.sub(high, 2)
+      if string.sub(high, 1, 1) == '(' then
+        if not before(m, v) then return false end
+      elseif before(v, m) then
+        return false
+      end
+    end
+    return true
   end
-  local simple = trivial(test, known)
-  for j, m in ipairs(ms) do
-    local ok = true
+  local function in_bounds(score, leaf)
+    if not score then return false end
+    local v = num(score)
+    if leaf.lox then
+      if not (v > leaf.lo) then return false end
+    elseif v < leaf.lo then
+      return false
+    end
+    if leaf.hix then
+      if not (v < leaf.hi) then return false end
+    elseif v > leaf.hi then
+      return false
+    end
+    return true
+  end
+  local function present(reply)
+    for j = 1, #reply do reply[j] = reply[j] ~= false end
+    return reply
+  end
+  local function vector(i)
+    local leaf, ms, out = leaves[i], chunk, {}
+    local kind = leaf.kind
+    if kind == 'M' then
+      return present(redis.call('ZMSCORE', leaf.key, unpack(ms)))
+    elseif kind == 'S' then
+      out = redis.call('ZMSCORE', leaf.key, unpack(ms))
+      for j = 1, #ms do out[j] = in_bounds(out[j], leaf) end
+    elseif kind == 'Q' then
+      local members = {}
+      for j = 1, #ms do members[j] = leaf.text .. ms[j] end
+      return present(redis.call('ZMSCORE', leaf.key, unpack(members)))
+    elseif kind == 'X' then
+      for j = 1, #ms do out[j] = lex_ok(ms[j], leaf.low, leaf.high) end
+    elseif kind == 'P' then
+      for j = 1, #ms do out[j] = string.sub(ms[j], 1, #leaf.text) == leaf.text end
+    elseif kind == 'C' then
+      local h = holder(leaf)
+      for j = 1, #ms do out[j] = h == ms[j] end
+    end
+    return out
+  end
+  local function leaf_value(i, j, m)
+    local leaf = leaves[i]
+    if leaf.kind == 'W' then
+      -- read per id, and only when the rest of the test still needs it
+      local text = redis.call('HGET', record_head .. escape(m), leaf.field)
+      return text and string.sub(text, 1, #leaf.text) == leaf.text
+    end
+    local v = vals[i]
+    if v == nil then
+      v = vector(i)
+      vals[i] = v
+    end
+    return v[j]
+  end
+  eval = function(node, j, m, known)
+    local op = node.op
+    if op == 'l' then
+      if node.leaf == known then return true end
+      return leaf_value(node.leaf, j, m)
+    elseif op == '!' then
+      return not eval(node.item, j, m, known)
+    elseif op == '&' then
+      for _, item in ipairs(node.items) do
+        if not eval(item, j, m, known) then return false end
+      end
+      return true
+    end
+    for _, item in ipairs(node.items) do
+      if eval(item, j, m, known) then return true end
+    end
+    return false
+  end
+  -- which of the ids ms pass: the test (``known`` already holds for all of them), not expired,
+  -- and, with ``nullkey``, without a score there; also how many of them had no such score
+  check = function(ms, known, nullkey)
+    local out, nulls = {}, 0
+    if #ms == 0 then return out, nulls end
+    chunk, vals = ms, {}
+    local es = exp_live and redis.call('ZMSCORE', exp_key, unpack(ms)) or nil
+    local ns = nullkey and redis.call('ZMSCORE', nullkey, unpack(ms)) or nil
     if ns then
-      if ns[j] then ok = false else nulls = nulls + 1 end
+      -- membership of the null-checked ZSET is already known (``field is null`` tests it)
+      for i, leaf in ipairs(leaves) do
+        if leaf.kind == 'M' and leaf.key == nullkey then
+          local v = {}
+          for j = 1, #ms do v[j] = ns[j] ~= false end
+          vals[i] = v
+        end
+      end
     end
-    if ok and es and es[j] and num(es[j]) < now() then
-      ok = false
-      note_expired(m)
+    local simple = trivial(test, known)
+    for j, m in ipairs(ms) do
+      local ok = true
+      if ns then
+        if ns[j] then ok = false else nulls = nulls + 1 end
+      end
+      if ok and es and es[j] and num(es[j]) < now() then
+        ok = false
+        note_expired(m)
+      end
+      if ok and not simple then ok = eval(test, j, m, known) end
+      out[j] = ok
     end
-    if ok and not simple then ok = eval(test, j, m, known) end
-    out[j] = ok
+    return out, nulls
   end
-  return out, nulls
 end
 
 -- A span: the members of one ZSET, or of a score or lex window of it, in walk order, read by
@@ -408,76 +459,71 @@ local function fetch(sp, rev, a, count, scores)
   if sp.strip then strip(reply) end
   return reply, nil
 end
--- a count of ZSET members (absolute) as a rank within the span's window
-local function relative(sp, rev, count)
-  local rank = count - base(sp, rev)
-  if rank < 0 then return 0 end
-  local n = card(sp)
-  if rank > n then return n end
-  return rank
-end
 
-local source_card
-local function choose(src)
-  if src.chosen == nil then
-    local best, best_n = nil, nil
-    for _, item in ipairs(src.items) do
-      local n = source_card(item)
-      if best == nil or n < best_n then best, best_n = item, n end
-    end
-    src.chosen = best
-  end
-  return src.chosen
-end
-source_card = function(src)
-  if src.card == nil then
-    local op = src.op
-    if op == '*' then
-      src.card = redis.call('ZCARD', ids_key)
-    elseif op == '0' then
-      src.card = 0
-    elseif op == 'l' then
-      src.card = card(span_of(src.leaf))
-    elseif op == 'p' then
-      src.card = source_card(choose(src))
-    else
-      local n = 0
-      for _, item in ipairs(src.items) do n = n + source_card(item) end
-      src.card = n
-    end
-  end
-  return src.card
-end
--- fn(ms, known) for each chunk of the distinct ids the source lists; ``known``: a leaf they pass
-local function enumerate(src, fn, seen)
-  local op = src.op
-  if op == '0' then return end
-  if op == 'p' then return enumerate(choose(src), fn, seen) end
-  if op == 'u' then
-    seen = seen or {}
-    for _, item in ipairs(src.items) do enumerate(item, fn, seen) end
-    return
-  end
-  local sp, known = whole(ids_key), nil
-  if op == 'l' then sp, known = span_of(src.leaf), src.leaf end
-  local a = 0
-  while true do
-    local ms = fetch(sp, false, a, CHUNK, false)
-    local got = #ms
-    if got == 0 then break end
-    a = a + got
-    if seen then
-      local fresh = {}
-      for _, m in ipairs(ms) do
-        if not seen[m] then
-          seen[m] = true
-          fresh[#fresh + 1] = m
-        end
+-- The candidate listing: enumerate(src, fn) and source_card(src).
+local enumerate, source_card = nil, nil
+if tests_ids then
+  local function choose(src)
+    if src.chosen == nil then
+      local best, best_n = nil, nil
+      for _, item in ipairs(src.items) do
+        local n = source_card(item)
+        if best == nil or n < best_n then best, best_n = item, n end
       end
-      ms = fresh
+      src.chosen = best
     end
-    if #ms > 0 then fn(ms, known) end
-    if got < CHUNK then break end
+    return src.chosen
+  end
+  source_card = function(src)
+    if src.card == nil then
+      local op = src.op
+      if op == '*' then
+        src.card = redis.call('ZCARD', ids_key)
+      elseif op == '0' then
+        src.card = 0
+      elseif op == 'l' then
+        src.card = card(span_of(src.leaf))
+      elseif op == 'p' then
+        src.card = source_card(choose(src))
+      else
+        local n = 0
+        for _, item in ipairs(src.items) do n = n + source_card(item) end
+        src.card = n
+      end
+    end
+    return src.card
+  end
+  -- fn(ms, known) for each chunk of the distinct ids the source lists; ``known``: a leaf they pass
+  enumerate = function(src, fn, seen)
+    local op = src.op
+    if op == '0' then return end
+    if op == 'p' then return enumerate(choose(src), fn, seen) end
+    if op == 'u' then
+      seen = seen or {}
+      for _, item in ipairs(src.items) do enumerate(item, fn, seen) end
+      return
+    end
+    local sp, known = whole(ids_key), nil
+    if op == 'l' then sp, known = span_of(src.leaf), src.leaf end
+    local a = 0
+    while true do
+      local ms = fetch(sp, false, a, CHUNK, false)
+      local got = #ms
+      if got == 0 then break end
+      a = a + got
+      if seen then
+        local fresh = {}
+        for _, m in ipairs(ms) do
+          if not seen[m] then
+            seen[m] = true
+            fresh[#fresh + 1] = m
+          end
+        end
+        ms = fresh
+      end
+      if #ms > 0 then fn(ms, known) end
+      if got < CHUNK then break end
+    end
   end
 end
 
@@ -493,11 +539,11 @@ if mode == 'ids' then
 end
 
 if mode == 'count' then
-  local covering = nxt() == '1'
+  local covering = ARGV[pos + 1] == '1'
   if covering then
     -- the leaf's own cardinality, less its members that are due: O(min(members, due))
     local n = card(span_of(source.leaf))
-    local d = n > 0 and due() or 0
+    local d = n > 0 and exp_live and due() or 0
     if d == 0 then return {n, expired} end
     if d < n then
       -- the due ids are the lowest ranks of the expiry ZSET
@@ -525,18 +571,6 @@ if mode == 'count' then
 end
 
 -- mode 'page': walk the ordered segments and return {lead, ids, expired}
-local order_kind = nxt()
-local desc = nxt() == '1'
-local multi = nxt() == '1'
-local skip = tonumber(nxt())
-local take = tonumber(nxt())
-local cursor = nxt()
-local injective = nxt()
-local window_leaf = tonumber(nxt())
-local wanted = nxt()
-local want_nulls, want_values = string.sub(wanted, 1, 1) == '1', string.sub(wanted, 2, 2) == '1'
-local walk_leaves = {}
-for k = 1, tonumber(nxt()) do walk_leaves[k] = tonumber(nxt()) end
 
 local function exact_at(score)
   if injective == 'always' then return true end
@@ -547,7 +581,8 @@ end
 local function id_walk()
   if #walk_leaves == 0 then return whole(ids_key), nil end
   local best, best_n, best_leaf = nil, nil, nil
-  for _, i in ipairs(walk_leaves) do
+  for k = 1, #walk_leaves do
+    local i = walk_leaves[k]
     local sp = span_of(i)
     local n = #walk_leaves == 1 and 0 or card(sp)
     if best == nil or n < best_n then best, best_n, best_leaf = sp, n, i end
@@ -567,28 +602,45 @@ if order_kind == 'id' then
 else
   local values, nulls = nil, nil
   if want_values then
-    values = {sp = whole(order_key), rev = desc, tied = true, role = 'values'}
+    local sp, known, exact = nil, nil, nil
     if window_leaf > 0 then
       local leaf = leaves[window_leaf]
-      values.sp, values.known = span_of(window_leaf), window_leaf
+      sp, known = span_of(window_leaf), window_leaf
       -- bounds that each hold one sort value per score make every score between them exact too
-      values.exact = exact_at(leaf.lo) and exact_at(leaf.hi)
+      exact = exact_at(leaf.lo) and exact_at(leaf.hi)
+    else
+      sp = whole(order_key)
     end
+    values = {sp = sp, rev = desc, tied = true, known = known, exact = exact, role = 'values'}
   end
   if want_nulls then
     local sp, known = id_walk()
     nulls = {sp = sp, rev = desc, const = true, tied = multi, known = known, nullkey = order_key, role = 'nulls'}
   end
-  if desc then segs = {nulls, values} else segs = {values, nulls} end
-  local present_segs = {}
-  for k = 1, 2 do
-    if segs[k] then present_segs[#present_segs + 1] = segs[k] end
-  end
-  segs = present_segs
+  local first, second = values, nulls
+  if desc then first, second = nulls, values end
+  if first then segs[#segs + 1] = first end
+  if second then segs[#segs + 1] = second end
 end
 
 -- When the candidates are far fewer than the walk would visit, list and sort them instead.
-local function sorted_segments()
+local sort = false
+if source.op ~= '*' and #segs > 0 then
+  local main = segs[1]
+  for k = 1, #segs do
+    if segs[k].role ~= 'nulls' then main = segs[k] end
+  end
+  if not trivial(test, main.known) then
+    local c = source_card(source)
+    local walk_n = card(main.sp)
+    if take < 0 then
+      sort = c < walk_n
+    else
+      sort = c * c < (skip + take) * walk_n
+    end
+  end
+end
+if sort then
   local list = {}
   enumerate(source, function(ms, known)
     local pass = check(ms, known, nil)
@@ -601,155 +653,152 @@ local function sorted_segments()
       if desc then return id_before(b, a) end
       return id_before(a, b)
     end)
-    return {{sp = {list = list}, rev = desc, checked = true, role = 'ids'}}
-  end
-  local pairs_, nulls = {}, {}
-  for k = 1, #list, CHUNK do
-    local part = {unpack(list, k, math.min(k + CHUNK - 1, #list))}
-    local scores = redis.call('ZMSCORE', order_key, unpack(part))
-    for j, m in ipairs(part) do
-      if scores[j] then
-        pairs_[#pairs_ + 1] = {m, num(scores[j]), scores[j]}
-      else
-        nulls[#nulls + 1] = m
+    segs = {{sp = {list = list}, rev = desc, checked = true, role = 'ids'}}
+  else
+    local pairs_, nulls = {}, {}
+    for k = 1, #list, CHUNK do
+      local part = {unpack(list, k, math.min(k + CHUNK - 1, #list))}
+      local scores = redis.call('ZMSCORE', order_key, unpack(part))
+      for j, m in ipairs(part) do
+        if scores[j] then
+          pairs_[#pairs_ + 1] = {m, num(scores[j]), scores[j]}
+        else
+          nulls[#nulls + 1] = m
+        end
       end
     end
-  end
-  table.sort(pairs_, function(x, y)
-    if x[2] ~= y[2] then
-      if desc then return x[2] > y[2] end
-      return x[2] < y[2]
+    table.sort(pairs_, function(x, y)
+      if x[2] ~= y[2] then
+        if desc then return x[2] > y[2] end
+        return x[2] < y[2]
+      end
+      if desc then return before(y[1], x[1]) end
+      return before(x[1], y[1])
+    end)
+    table.sort(nulls, function(a, b)
+      if desc then return id_before(b, a) end
+      return id_before(a, b)
+    end)
+    local members, scores = {}, {}
+    for k, p in ipairs(pairs_) do
+      members[k] = p[1]
+      scores[k] = p[3]
     end
-    if desc then return before(y[1], x[1]) end
-    return before(x[1], y[1])
-  end)
-  table.sort(nulls, function(a, b)
-    if desc then return id_before(b, a) end
-    return id_before(a, b)
-  end)
-  local members, scores = {}, {}
-  for k, p in ipairs(pairs_) do
-    members[k] = p[1]
-    scores[k] = p[3]
-  end
-  local values = {sp = {list = members, scores = scores}, rev = desc, tied = true, checked = true, role = 'values'}
-  local nullseg = {sp = {list = nulls}, rev = desc, const = true, tied = multi, checked = true, role = 'nulls'}
-  local out = {}
-  if desc then
-    if want_nulls then out[#out + 1] = nullseg end
-    if want_values then out[#out + 1] = values end
-  else
-    if want_values then out[#out + 1] = values end
-    if want_nulls then out[#out + 1] = nullseg end
-  end
-  return out
-end
-
-if source.op ~= '*' and #segs > 0 then
-  local main = segs[1]
-  for _, seg in ipairs(segs) do
-    if seg.role ~= 'nulls' then main = seg end
-  end
-  if not trivial(test, main.known) then
-    local c = source_card(source)
-    local walk_n = card(main.sp)
-    local sort
-    if take < 0 then
-      sort = c < walk_n
+    local values = {sp = {list = members, scores = scores}, rev = desc, tied = true, checked = true, role = 'values'}
+    local nullseg = {sp = {list = nulls}, rev = desc, const = true, tied = multi, checked = true, role = 'nulls'}
+    segs = {}
+    if desc then
+      if want_nulls then segs[#segs + 1] = nullseg end
+      if want_values then segs[#segs + 1] = values end
     else
-      sort = c * c < (skip + take) * walk_n
+      if want_values then segs[#segs + 1] = values end
+      if want_nulls then segs[#segs + 1] = nullseg end
     end
-    if sort then segs = sorted_segments() end
   end
 end
-for _, seg in ipairs(segs) do
-  seg.walk_checks = not seg.checked and (exp_live or seg.nullkey ~= nil or not trivial(test, seg.known))
+-- whether a segment may hold tie groups: one of ids without a sort value, or of values where a
+-- score may hold several sort values (the walk reads their scores: see ``scores`` below)
+local grouped = false
+for k = 1, #segs do
+  local seg = segs[k]
+  if seg.const or (seg.tied and injective ~= 'always' and not seg.exact) then grouped = true end
 end
 
--- cursor positions within a segment, as ranks in its walk order
-local function id_rank(seg, id)
-  local sp = seg.sp
-  if sp.list then
-    local n = 0
-    for _, m in ipairs(sp.list) do
-      if seg.rev then
-        if not id_before(m, id) then n = n + 1 end
-      elseif not id_before(id, m) then
-        n = n + 1
+
+-- Positions as ranks in a segment's walk order, built for the pages that start past rank 0 (a
+-- cursor, a skip): id_rank (through an id), before_score (strictly before a score),
+-- count_score (at a score) and through_member (through a record).
+local id_rank, before_score, count_score, through_member = nil, nil, nil, nil
+if cursor ~= '' or skip > 0 then
+  -- a count of ZSET members (absolute) as a rank within the span's window
+  local function relative(sp, rev, count)
+    local rank = count - base(sp, rev)
+    if rank < 0 then return 0 end
+    local n = card(sp)
+    if rank > n then return n end
+    return rank
+  end
+  id_rank = function(seg, id)
+    local sp = seg.sp
+    if sp.list then
+      local n = 0
+      for _, m in ipairs(sp.list) do
+        if seg.rev then
+          if not id_before(m, id) then n = n + 1 end
+        elseif not id_before(id, m) then
+          n = n + 1
+        end
       end
+      return n
     end
-    return n
-  end
-  local count
-  if id_int then
-    if seg.rev then count = redis.call('ZCOUNT', sp.key, id, '+inf')
-    else count = redis.call('ZCOUNT', sp.key, '-inf', id) end
-  elseif seg.rev then
-    count = redis.call('ZLEXCOUNT', sp.key, '[' .. id, '+')
-  else
-    count = redis.call('ZLEXCOUNT', sp.key, '-', '[' .. id)
-  end
-  if sp.by == 'rank' then return count end
-  return relative(sp, seg.rev, count)
-end
--- members whose score comes strictly before ``score`` in walk order
-local function before_score(seg, score)
-  local sp, v = seg.sp, num(score)
-  if sp.list then
-    local n = 0
-    for _, s in ipairs(sp.scores) do
-      local w = num(s)
-      if (seg.rev and w > v) or (not seg.rev and w < v) then n = n + 1 end
+    local count
+    if id_int then
+      if seg.rev then count = redis.call('ZCOUNT', sp.key, id, '+inf')
+      else count = redis.call('ZCOUNT', sp.key, '-inf', id) end
+    elseif seg.rev then
+      count = redis.call('ZLEXCOUNT', sp.key, '[' .. id, '+')
+    else
+      count = redis.call('ZLEXCOUNT', sp.key, '-', '[' .. id)
     end
-    return n
+    if sp.by == 'rank' then return count end
+    return relative(sp, seg.rev, count)
   end
-  local count
-  if seg.rev then count = redis.call('ZCOUNT', sp.key, '(' .. score, '+inf')
-  else count = redis.call('ZCOUNT', sp.key, '-inf', '(' .. score) end
-  if sp.by == 'rank' then return count end
-  return relative(sp, seg.rev, count)
-end
-local function count_score(seg, score)
-  local sp, v = seg.sp, num(score)
-  if sp.list then
-    local n = 0
-    for _, s in ipairs(sp.scores) do
-      if num(s) == v then n = n + 1 end
-    end
-    return n
-  end
-  return redis.call('ZCOUNT', sp.key, score, score)
-end
--- members up to and including the record (its score, then its id) in walk order
-local function through_member(seg, id, score)
-  local sp, v = seg.sp, num(score)
-  if sp.list then
-    local n = 0
-    for k, m in ipairs(sp.list) do
-      local w = num(sp.scores[k])
-      local ahead
-      if w ~= v then
-        ahead = (seg.rev and w > v) or (not seg.rev and w < v)
-      elseif seg.rev then
-        ahead = not before(m, id)
-      else
-        ahead = not before(id, m)
+  -- members whose score comes strictly before ``score`` in walk order
+  before_score = function(seg, score)
+    local sp, v = seg.sp, num(score)
+    if sp.list then
+      local n = 0
+      for _, s in ipairs(sp.scores) do
+        local w = num(s)
+        if (seg.rev and w > v) or (not seg.rev and w < v) then n = n + 1 end
       end
-      if ahead then n = n + 1 end
+      return n
     end
-    return n
+    local count
+    if seg.rev then count = redis.call('ZCOUNT', sp.key, '(' .. score, '+inf')
+    else count = redis.call('ZCOUNT', sp.key, '-inf', '(' .. score) end
+    if sp.by == 'rank' then return count end
+    return relative(sp, seg.rev, count)
   end
-  local rank
-  if seg.rev then rank = redis.call('ZREVRANK', sp.key, id) else rank = redis.call('ZRANK', sp.key, id) end
-  if sp.by == 'rank' then return rank + 1 end
-  return relative(sp, seg.rev, rank + 1)
+  count_score = function(seg, score)
+    local sp, v = seg.sp, num(score)
+    if sp.list then
+      local n = 0
+      for _, s in ipairs(sp.scores) do
+        if num(s) == v then n = n + 1 end
+      end
+      return n
+    end
+    return redis.call('ZCOUNT', sp.key, score, score)
+  end
+  -- members up to and including the record (its score, then its id) in walk order
+  through_member = function(seg, id, score)
+    local sp, v = seg.sp, num(score)
+    if sp.list then
+      local n = 0
+      for k, m in ipairs(sp.list) do
+        local w = num(sp.scores[k])
+        local ahead
+        if w ~= v then
+          ahead = (seg.rev and w > v) or (not seg.rev and w < v)
+        elseif seg.rev then
+          ahead = not before(m, id)
+        else
+          ahead = not before(id, m)
+        end
+        if ahead then n = n + 1 end
+      end
+      return n
+    end
+    local rank
+    if seg.rev then rank = redis.call('ZREVRANK', sp.key, id) else rank = redis.call('ZRANK', sp.key, id) end
+    if sp.by == 'rank' then return rank + 1 end
+    return relative(sp, seg.rev, rank + 1)
+  end
 end
 
 local out, nout, lead, matched = {}, 0, 0, 0
-local grp, grp_id, last_id = {}, nil, nil
-local function same(a, b)
-  return a ~= nil and b ~= nil and a[1] == b[1] and a[2] == b[2]
-end
+local grp, grp_id, last_id = nil, nil, nil
 local started, done = false, false
 local limit = -1
 local start_seg, start_rank = 1, 0
@@ -796,68 +845,79 @@ elseif take >= 0 then
   limit = skip + take
 end
 
-local function visit(si, seg, m, sc)
-  -- a tie group is one segment and one numeric score (so that -0 and 0 are one group)
-  local gid = nil
-  if seg.const then
-    if seg.tied then gid = {si, 0} end
-  elseif seg.tied and sc ~= nil and not exact_at(sc) then
-    gid = {si, num(sc)}
+-- a member met in order, for segments where it may open or join a tie group
+local visit = nil
+if grouped then
+  local function same(a, b)
+    return a ~= nil and b ~= nil and a[1] == b[1] and a[2] == b[2]
   end
-  if matched < skip then
-    if gid then
-      if not same(gid, grp_id) then grp = {}; grp_id = gid end
-      grp[#grp + 1] = m
+  visit = function(si, seg, m, sc)
+    -- a tie group is one segment and one numeric score (so that -0 and 0 are one group)
+    local gid = nil
+    if seg.const then
+      if seg.tied then gid = {si, 0} end
+    elseif seg.tied and sc ~= nil and not exact_at(sc) then
+      gid = {si, num(sc)}
     end
-    matched = matched + 1
-  elseif limit < 0 or matched < limit then
-    if not started then
-      started = true
-      if same(gid, grp_id) then
-        for _, x in ipairs(grp) do
-          nout = nout + 1
-          out[nout] = x
-        end
-        lead = #grp
+    if matched < skip then
+      if gid then
+        if not same(gid, grp_id) then grp = {}; grp_id = gid end
+        grp[#grp + 1] = m
       end
+      matched = matched + 1
+    elseif limit < 0 or matched < limit then
+      if not started then
+        started = true
+        if same(gid, grp_id) then
+          for _, x in ipairs(grp) do
+            nout = nout + 1
+            out[nout] = x
+          end
+          lead = #grp
+        end
+      end
+      nout = nout + 1
+      out[nout] = m
+      last_id = gid
+      matched = matched + 1
+    elseif same(gid, last_id) then
+      nout = nout + 1
+      out[nout] = m
+    else
+      done = true
     end
-    nout = nout + 1
-    out[nout] = m
-    last_id = gid
-    matched = matched + 1
-  elseif same(gid, last_id) then
-    nout = nout + 1
-    out[nout] = m
-  else
-    done = true
   end
 end
 
--- skip members without visiting them, where nothing in the segment needs checking
-local function jump(seg)
-  local want = skip - matched
-  if want <= 0 or seg.nullkey then return 0 end
-  if not seg.checked and (not trivial(test, seg.known) or due() > 0) then return 0 end
-  local n = card(seg.sp)
-  if want >= n then
-    matched = matched + n
-    grp, grp_id = {}, nil
-    return n
+-- skip members without visiting them, where nothing in the segment needs checking: for pages
+-- that skip (a cursor page starts at the cursor, skipping nothing)
+local jump = nil
+if skip > 0 then
+  jump = function(seg)
+    local want = skip - matched
+    if want <= 0 or seg.nullkey then return 0 end
+    if not seg.checked and (not trivial(test, seg.known) or (exp_live and due() > 0)) then return 0 end
+    local n = card(seg.sp)
+    if want >= n then
+      matched = matched + n
+      grp, grp_id = nil, nil
+      return n
+    end
+    if seg.const and seg.tied then return 0 end  -- one tie group: its members are collected
+    if not seg.tied or seg.const or injective == 'always' or seg.exact then
+      matched = matched + want
+      return want
+    end
+    local _, ss = fetch(seg.sp, seg.rev, want, 1, true)
+    local sc = ss[1]
+    if exact_at(sc) then
+      matched = matched + want
+      return want
+    end
+    local b = before_score(seg, sc)
+    matched = matched + b
+    return b
   end
-  if seg.const and seg.tied then return 0 end  -- one tie group: its members are collected
-  if not seg.tied or seg.const or injective == 'always' or seg.exact then
-    matched = matched + want
-    return want
-  end
-  local _, ss = fetch(seg.sp, seg.rev, want, 1, true)
-  local sc = ss[1]
-  if exact_at(sc) then
-    matched = matched + want
-    return want
-  end
-  local b = before_score(seg, sc)
-  matched = matched + b
-  return b
 end
 
 for si = start_seg, #segs do
@@ -865,7 +925,7 @@ for si = start_seg, #segs do
   local rank = 0
   if cursor ~= '' then
     if si == start_seg then rank = start_rank end
-  else
+  elseif jump then
     rank = jump(seg)
   end
   if seg.nullkey then
@@ -873,7 +933,7 @@ for si = start_seg, #segs do
     if seg.left <= 0 then rank = -1 end
   end
   local scores = seg.tied and not seg.const and injective ~= 'always' and not seg.exact
-  local checks = seg.walk_checks and (exp_live or seg.nullkey ~= nil or not trivial(test, seg.known))
+  local checks = not seg.checked and (exp_live or seg.nullkey ~= nil or not trivial(test, seg.known))
   local grow = 1
   while rank >= 0 and not done do
     local size = CHUNK
@@ -894,6 +954,31 @@ for si = start_seg, #segs do
           if done then break end
         end
       end
+    elseif pass == nil then
+      -- nothing to check and no tie group: skip, then take, whole runs of members at once
+      local a = 1
+      if matched < skip then
+        a = math.min(skip - matched, got) + 1
+        matched = matched + a - 1
+      end
+      local b = got
+      if limit >= 0 then b = math.min(got, a - 1 + limit - matched) end
+      if b >= a then
+        started = true
+        last_id = nil
+        if nout == 0 and a == 1 then
+          -- the page starts with this chunk: the chunk is the page, cut to size
+          for j = got, b + 1, -1 do ms[j] = nil end
+          out = ms
+        elseif nout == 0 then
+          out = {unpack(ms, a, b)}
+        else
+          for j = a, b do out[nout + j - a + 1] = ms[j] end
+        end
+        nout = nout + b - a + 1
+        matched = matched + b - a + 1
+      end
+      if b < got then done = true end
     else
       -- no member here can open a tie group: what ``visit`` does, inline
       for j = 1, got do
