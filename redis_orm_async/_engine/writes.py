@@ -138,19 +138,13 @@ class WriteEngine:
 
     def script_call(self, ops: Sequence[WriteOp]) -> tuple[list[str], list[str | int]]:
         """The keys and arguments of the write script call that applies ``ops``."""
-        if len(ops) == 1 and not isinstance(ops[0], CreateOp):  # the common write: no bookkeeping
+        if len(ops) == 1:  # the common write: no batch bookkeeping
             (op,) = ops
             meta = op.meta
-            return [meta.keys.ids()], [
-                1,
-                *layout(meta).words,
-                self.sweep_per_write,
-                "-",
-                1,
-                op.kind,
-                1,
-                *op.words(),
-            ]
+            head: list[str | int] = [1, *layout(meta).words, self.sweep_per_write]
+            if isinstance(op, CreateOp) and op.fresh:
+                return [meta.keys.ids()], [*head, "B", *bulk_create_words(meta, [op])]
+            return [meta.keys.ids()], [*head, "-", 1, op.kind, 1, *op.words()]
         metas: dict[str, tuple[int, ModelMeta]] = {}
         for op in ops:
             metas.setdefault(op.meta.keys.base, (len(metas) + 1, op.meta))
