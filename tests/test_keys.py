@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from datetime import datetime
+
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from redis_orm_async import Field, Model, OrmError, Schema
 from redis_orm_async._model.keys import MAX_INLINE_VALUE, KeySpace, escape, unescape, value_token
+from redis_orm_async._query.locate import unique_locator
 
 ODD = st.text(alphabet=st.sampled_from(list(":{}*?[]\\%~=#-\n\x00 aZ9é😀")), max_size=20) | st.text()
 
@@ -81,3 +85,35 @@ def test_a_value_cannot_forge_another_fields_or_constraints_key(a: str, b: str, 
         assert keys.unique("x+y", [a, b]) != keys.unique("x+y", [c, d])
     assert keys.equality("f", a) != keys.equality("g", a)
     assert keys.record(a) != keys.ids()
+
+
+class Claimed(Model, key_prefix="claimed"):
+    email: str = Field(unique=True)
+    number: int | None = Field(None, unique=True)
+    stamp: datetime | None = Field(None, unique=True)
+    code: str = Field("", unique=True)
+    renamed: str | None = Field(None, unique=True, stored_as="rn")
+
+
+ANY_VALUE = st.one_of(
+    st.none(), st.text(max_size=80), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
+    st.datetimes(), st.booleans(), st.binary(max_size=8), st.lists(st.integers(), max_size=2),
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(
+    name=st.sampled_from(["email", "number", "stamp", "code", "renamed", "rn", "nope", "id"]), value=ANY_VALUE
+)
+def test_a_one_field_unique_lookup_finds_what_the_general_lookup_finds(name: str, value: object) -> None:
+    """``{name: v}`` takes a short path; ``{name: {"eq": v}}`` the general one: the same claim
+    key, or the same kind of error, for any value of any field."""
+    meta = Schema([Claimed]).meta(Claimed)
+
+    def outcome(where: dict[str, object]) -> object:
+        try:
+            return unique_locator(meta, where)
+        except OrmError as exc:
+            return type(exc)
+
+    assert outcome({name: value}) == outcome({name: {"eq": value}})

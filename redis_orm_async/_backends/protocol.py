@@ -157,7 +157,7 @@ def normalize(value: Any) -> Any:
     if kind is bytes:
         return value.decode()
     if kind is list or kind is tuple:
-        return [item.decode() if type(item) is bytes else normalize(item) for item in value]
+        return [item if type(item) is str else normalize(item) for item in value]
     if kind is dict:
         return [normalize(part) for pair in value.items() for part in pair]
     if kind is set or kind is frozenset:

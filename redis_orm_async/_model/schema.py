@@ -207,6 +207,16 @@ class ModelMeta:
         """The fields by model attribute, as callers name them (``fields`` is by stored name)."""
         return {f.attr: f for f in self.fields.values()}
 
+    @functools.cached_property
+    def single_uniques(self) -> Mapping[str, tuple[UniqueConstraint, FieldMeta]]:
+        """The unique constraints over one field (not the id), by the attribute callers name it by:
+        the lookup of a session by its token, say, finds its constraint in one step."""
+        return {
+            field.attr: (constraint, field)
+            for constraint in self.uniques
+            if len(constraint.fields) == 1 and (field := self.fields.get(constraint.fields[0])) is not None
+        }
+
     def field(self, attribute: str) -> FieldMeta | None:
         """The field a caller names (by attribute), or None."""
         return self.by_attribute.get(attribute)

@@ -41,8 +41,17 @@ def is_unique_where(meta: ModelMeta, where: Any) -> bool:
 
 def unique_locator(meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
     """Turn a ``find_unique``-style where into a locator: by id, or by one unique constraint."""
-    if type(where) is dict and len(where) == 1 and type(where.get("id")) in (str, int):
-        return Locator(meta, id_text=meta.id_text(where["id"]))  # the usual lookup, checked as below
+    if type(where) is dict and len(where) == 1:  # the usual lookups, checked as below
+        ((name, value),) = where.items()
+        if name == "id" and type(value) in (str, int):
+            return Locator(meta, id_text=meta.id_text(value))
+        single = meta.single_uniques.get(name)
+        if single is not None and value is not None and not isinstance(value, Mapping | list | tuple | set):
+            constraint, field = single
+            text = field.text_of(value)
+            claim = None if text is None else meta.claim_key(constraint, {field.name: text}, "")
+            if claim is not None:
+                return Locator(meta, claim=claim)
     if not isinstance(where, Mapping) or not where:
         raise QueryError(f"{meta.name}: a unique lookup needs a non-empty where mapping")
     where = equalities(where)

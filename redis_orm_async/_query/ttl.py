@@ -42,6 +42,10 @@ Expiry = int | Literal["keep", "persist"]
 """A write's expiry: milliseconds of life from now, keep the current one, or none."""
 
 
+_ZERO = timedelta(0)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
 def ttl_millis(model: str, ttl: object) -> int:
     """A positive ``timedelta`` as whole milliseconds (at least 1)."""
     if not isinstance(ttl, timedelta):
@@ -50,12 +54,12 @@ def ttl_millis(model: str, ttl: object) -> int:
             "(for five seconds write timedelta(seconds=5))",
             meta={"model": model, "field": "ttl"},
         )
-    if ttl <= timedelta(0) or ttl > MAX_TTL:
+    if ttl <= _ZERO or ttl > MAX_TTL:
         raise ValidationError(
             f"{model}: ttl must be positive and at most {MAX_TTL.days} days, got {ttl}",
             meta={"model": model, "field": "ttl"},
         )
-    return max(1, ttl // timedelta(milliseconds=1))
+    return max(1, ttl // _MILLISECOND)
 
 
 def create_expiry(model: str, ttl: object, default: timedelta | None) -> int | None:
