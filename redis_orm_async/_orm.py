@@ -132,12 +132,12 @@ class Orm:
 
     def transaction(self) -> Transaction:
         """A unit of work: writes queued inside ``async with`` land in one MULTI/EXEC at exit."""
-        return Transaction(self.schema, self.engine)
+        return Transaction(self.schema, self.engine, self._index_check)
 
     def session(self) -> OrmSession:
         """An identity map with change tracking, written in one atomic step when ``async with``
         exits without an error (see ``OrmSession``)."""
-        return OrmSession(self.schema, self.backend, self.engine)
+        return OrmSession(self.schema, self.backend, self.engine, self._index_check)
 
     def rate_limiter(self, rate: str | Rate, *, name: str) -> RateLimiter:
         """``rate`` (``"20/minute"``) per key, counted in buckets named ``<name>:<key>`` that

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from ._backends.protocol import Backend
+from ._engine.built import IndexCheck, names_of_keys
 from ._engine.lifecycle import validated
 from ._engine.ops import Change, CreateOp, DeleteOp, UpdateOp, WriteOp, diff_changes
 from ._engine.reads import fetch_rows, find_record
@@ -61,10 +62,13 @@ class _Entry:
 class OrmSession:
     """A unit of work with an identity map; see the module docstring for what it promises."""
 
-    def __init__(self, schema: Schema, backend: Backend, engine: WriteEngine) -> None:
+    def __init__(
+        self, schema: Schema, backend: Backend, engine: WriteEngine, index_check: IndexCheck | None = None
+    ) -> None:
         self._schema = schema
         self._backend = backend
         self._engine = engine
+        self._check = index_check or IndexCheck(backend)
         self._entries: dict[Key, _Entry] = {}
         self._closed = False
 
@@ -97,6 +101,8 @@ class OrmSession:
         session holds it, and one tracked by id is not read again."""
         meta = self._meta(model)
         locator = unique_locator(meta, where)
+        if locator.claim is not None:  # a unique not built for older records would miss them
+            await self._check.require(meta, names_of_keys(meta, [locator.claim]))
         if locator.id_text is not None:
             entry = self._tracked(meta, locator.id_text)
             if entry is not None:
@@ -130,7 +136,9 @@ class OrmSession:
         deleted in between is left out.
         """
         meta = self._meta(model)
-        repo: Repository[M] = Repository(self._schema, self._backend, self._engine, model)
+        repo: Repository[M] = Repository(
+            self._schema, self._backend, self._engine, model, index_check=self._check
+        )
         found = await repo.find_many(where=where, order_by=order_by, take=take, skip=skip, cursor=cursor)
         ids = [meta.id_text(record.id) for record in found]
         fresh = [id_text for id_text in dict.fromkeys(ids) if self._tracked(meta, id_text) is None]

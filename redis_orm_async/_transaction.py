@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
+from ._engine.built import IndexCheck, names_of_keys
 from ._engine.lifecycle import changed_record, read_located, validated
 from ._engine.ops import CreateOp, DeleteOp, UpdateOp, WriteOp, diff_changes, plain_changes
 from ._engine.writes import WriteEngine
@@ -101,7 +102,7 @@ class TransactionRepository(Generic[M]):
         pending: Pending[M | None] = Pending()
         queued = _Queued(
             meta,
-            unique_locator(meta, where),
+            self._transaction.located(meta, where),
             parse_changes(meta, data),
             update_expiry(meta.name, ttl),
             pending,
@@ -110,15 +111,24 @@ class TransactionRepository(Generic[M]):
         return pending
 
     def delete(self, where: Mapping[str, Any]) -> Pending[M | None]:
-        return self._transaction.queue(DeleteOp(self._meta, unique_locator(self._meta, where)))
+        return self._transaction.queue(DeleteOp(self._meta, self._transaction.located(self._meta, where)))
 
 
 class Transaction:
-    def __init__(self, schema: Schema, engine: WriteEngine) -> None:
+    def __init__(self, schema: Schema, engine: WriteEngine, index_check: IndexCheck | None = None) -> None:
         self.schema = schema
         self._engine = engine
+        self._check = index_check or IndexCheck(engine.backend)
         self._queue: list[tuple[WriteOp | _Queued, Pending[Any]]] = []
+        self._claims: list[tuple[ModelMeta, str]] = []
+        """The unique lookups of the queued writes, checked against the built-index marker."""
         self._closed = False
+
+    def located(self, meta: ModelMeta, where: Mapping[str, Any]) -> Locator:
+        locator = unique_locator(meta, where)
+        if locator.claim is not None:
+            self._claims.append((meta, locator.claim))
+        return locator
 
     def repo(self, model: type[M]) -> TransactionRepository[M]:
         return TransactionRepository(self, model)
@@ -132,6 +142,8 @@ class Transaction:
 
     async def commit(self) -> None:
         self._closed = True
+        for meta, claim in self._claims:  # a unique not built for older records would miss them
+            await self._check.require(meta, names_of_keys(meta, [claim]))
         if self._queue:
             await self._engine.retrying(self._apply)
         for _, pending in self._queue:

@@ -4,8 +4,8 @@ error until ``reindex`` has built them, never answered short)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 import pydantic
 import pytest
@@ -17,9 +17,11 @@ from redis_orm_async import (
     IndexNotBuiltError,
     Model,
     Orm,
+    OrmSession,
     QueryError,
     Schema,
     SchemaError,
+    Transaction,
     UniqueConstraintError,
     ValidationError,
     has_many,
@@ -196,6 +198,27 @@ async def test_a_query_that_needs_an_index_not_yet_built_is_refused_until_reinde
         with pytest.raises(IndexNotBuiltError, match="reindex") as refused:
             await call
         assert refused.value.code == "index_not_built" and isinstance(refused.value, QueryError)
+
+    async def in_session(call: Callable[[OrmSession], Awaitable[Any]]) -> None:
+        async with new.session() as session:
+            await call(session)
+
+    async def in_transaction(queue: Callable[[Transaction], Any]) -> None:
+        async with new.transaction() as tx:
+            queue(tx)
+
+    units_of_work = [
+        in_session(lambda s: s.find_unique(AuthorV2, {"full_name": "author 1"})),
+        in_session(lambda s: s.find_many(AuthorV2, where={"country": "UK"})),
+        in_transaction(
+            lambda tx: tx.repo(AuthorV2).update(where={"full_name": "author 1"}, data={"tier": "x"})
+        ),
+        in_transaction(lambda tx: tx.repo(AuthorV2).delete(where={"full_name": "author 1"})),
+    ]
+    for unit in units_of_work:
+        with pytest.raises(IndexNotBuiltError, match="reindex"):
+            await unit
+    assert (await authors.find_unique(where={"id": written[1].id})).tier == "basic"  # type: ignore[union-attr]
     with pytest.raises(IndexNotBuiltError) as named:
         await authors.find_many(where={"country": "UK"})
     assert named.value.meta == {"model": "AuthorV2", "indexes": ["i:country"]}
