@@ -101,12 +101,15 @@ async def outcome(orm: Orm, op: tuple[Any, ...], raw: Any) -> Any:
 
 async def snapshot(raw: Any, namespace: str) -> dict[str, Any]:
     """Every key of a namespace: its content (expiry scores and TTL lengths left out, since the
-    two ORMs write a few milliseconds apart) and whether it expires. The built-indexes marker
-    (``:ix``) is the write script's alone: without scripts it is not kept, and an absent marker
-    means "trust the indexes" (see ``_engine/built.py``)."""
+    two ORMs write a few milliseconds apart) and whether it expires. Of the built-indexes marker
+    (``:ix``, see ``_engine/built.py``) only the index names count, and only while the model has
+    records: the script drops it with the model's last record, the twin leaves it (harmless: the
+    next first record marks the same names and any new ones)."""
     found: dict[str, Any] = {}
+    markers: dict[str, Any] = {}
     async for key in raw.scan_iter(match=f"{namespace}:*"):
         if key.endswith(":ix"):
+            markers[key.split(":", 1)[1]] = sorted(await raw.hkeys(key))
             continue
         kind = await raw.type(key)
         if kind == "string":
@@ -117,6 +120,9 @@ async def snapshot(raw: Any, namespace: str) -> dict[str, Any]:
             pairs = await raw.zrange(key, 0, -1, withscores=True)
             value = [m for m, _ in pairs] if key.endswith(":exp") else pairs
         found[key.split(":", 1)[1]] = (kind, value, await raw.pttl(key) > 0)
+    for key, names in markers.items():
+        if key.removesuffix(":ix") + ":ids" in found:
+            found[key] = names
     return found
 
 

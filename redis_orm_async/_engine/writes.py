@@ -25,6 +25,7 @@ from .._errors import OrmError, TransactionConflictError, ValidationError
 from .._model.schema import ModelMeta
 from .._model.state import layout
 from .._scripts import load
+from .built import SINCE_FIELD, index_names
 from .ops import (
     CleanOp,
     CreateOp,
@@ -171,9 +172,12 @@ class WriteEngine:
             if isinstance(op, SweepOp):
                 ids = due[op.meta.keys.base]
                 needs.add(MissingReads(records=[(op.meta, id_text) for id_text in ids], time=True))
+        creating = _creating(ops)
+        needs.time = needs.time or bool(creating)
         for attempt in range(1, self.max_attempts + 1):
             answers: list[Any] = []
             reads, shape = _read_commands(needs)
+            reads.extend(("EXISTS", meta.keys.ids()) for meta in creating)
 
             def plan(
                 replies: list[Any], shape: list[tuple[str, Any]] = shape, answers: list[Any] = answers
@@ -182,7 +186,12 @@ class WriteEngine:
                 overlay.due = due
                 answers.clear()
                 answers.extend(overlay.apply(op) for op in ops)
-                return overlay.commands
+                empty = [
+                    meta
+                    for meta, found in zip(creating, replies[len(replies) - len(creating) :], strict=True)
+                    if not found
+                ]
+                return overlay.commands + _first_record_markers(empty, overlay.now)
 
             watch = [meta.keys.record(id_text) for meta, id_text in needs.records.values()] + list(
                 needs.claims
@@ -233,6 +242,27 @@ def _gave_up(backend: Backend, attempts: int) -> TransactionConflictError:
         f"gave up after {attempts} attempts: concurrent writers kept changing the same records",
         backend_kind=backend.features.kind,
     )
+
+
+def _creating(ops: Sequence[WriteOp]) -> list[ModelMeta]:
+    """The models the batch may create a record of (creates, and upserts that may create)."""
+    found: dict[str, ModelMeta] = {}
+    for op in ops:
+        if isinstance(op, CreateOp) or (isinstance(op, UpdateOp) and op.create is not None):
+            found.setdefault(op.meta.keys.base, op.meta)
+    return list(found.values())
+
+
+def _first_record_markers(empty: Sequence[ModelMeta], now_ms: int | None) -> list[Command]:
+    """The write script's marker of a model's first record (see ``mark_empty_model`` in
+    write.lua): every index it has is complete. ``HSETNX``, as the model was found empty without
+    being watched: a racing first create writes the same names."""
+    stamp = str(now_ms)
+    return [
+        ("HSETNX", meta.keys.built(), name, stamp)
+        for meta in empty
+        for name in (SINCE_FIELD, *index_names(meta))
+    ]
 
 
 def _read_commands(needs: _Needs) -> tuple[list[Command], list[tuple[str, Any]]]:
