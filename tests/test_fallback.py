@@ -160,12 +160,17 @@ async def acl_server() -> AsyncIterator[tuple[EmbeddedRedis, str]]:
         yield server, password
 
 
-async def test_a_server_that_refuses_scripts_gets_the_same_writes_through_watch(
-    acl_server: tuple[EmbeddedRedis, str],
-) -> None:
+@pytest.fixture
+async def scriptless_orm(acl_server: tuple[EmbeddedRedis, str]) -> AsyncIterator[Orm]:
+    """An ORM on that server, as the user that may not run scripts; nothing has told it so."""
     server, password = acl_server
     client = aioredis.Redis(host="127.0.0.1", port=server.port, username="app", password=password)
-    orm = create_orm(Schema([Note]), client)
+    yield create_orm(Schema([Note]), client)
+    await client.aclose()
+
+
+async def test_a_server_that_refuses_scripts_gets_the_same_writes_through_watch(scriptless_orm: Orm) -> None:
+    orm = scriptless_orm
     notes = orm.repo(Note)
     await notes.create(data={"id": "a", "color": "red", "email": "x@x.io"})
     assert orm.capabilities.optimistic_guard == "watch" and not orm.capabilities.supports_scripting
@@ -190,16 +195,13 @@ async def test_a_server_that_refuses_scripts_gets_the_same_writes_through_watch(
             group.start_soon(claim, n)
     assert len(winners) == 1
     assert (await orm.audit(Note)).ok
-    await client.aclose()
 
 
 async def test_a_rate_limiter_on_a_server_that_refuses_scripts_counts_exactly_through_watch(
-    acl_server: tuple[EmbeddedRedis, str],
+    scriptless_orm: Orm,
 ) -> None:
     """The limiter's first call finds out that scripts are refused; every call is still counted once."""
-    server, password = acl_server
-    client = aioredis.Redis(host="127.0.0.1", port=server.port, username="app", password=password)
-    orm = create_orm(Schema([Note]), client)
+    orm = scriptless_orm
     limiter = orm.rate_limiter("5/minute", name="acl")
     answers: list[bool] = []
 
@@ -212,4 +214,3 @@ async def test_a_rate_limiter_on_a_server_that_refuses_scripts_counts_exactly_th
     assert sorted(answers) == [False] * 7 + [True] * 5
     assert not orm.capabilities.supports_scripting
     assert (await limiter.hit("ada")).hits == 13
-    await client.aclose()
