@@ -10,8 +10,7 @@ from ._backends.protocol import Backend
 from ._engine.built import IndexCheck, names_of_keys, relation_indexes
 from ._engine.expiry import sweep_due
 from ._engine.lifecycle import (
-    BULK_CHUNK,
-    check_distinct,
+    create_records,
     delete_matching,
     delete_op_for,
     model_of,
@@ -158,11 +157,9 @@ class Repository(Generic[M]):
             )
         selection = self._selection(select)
         expiry = create_expiry(meta.name, ttl, meta.ttl)
-        ops = [CreateOp(meta, validated(meta, item), expiry) for item in data]
-        check_distinct(ops)
-        for start in range(0, len(ops), BULK_CHUNK):
-            await self._engine.run(ops[start : start + BULK_CHUNK])
-        return await self._shaped([op.result for op in ops], selection)
+        records = [validated(meta, item) for item in data]
+        await create_records(self._engine, meta, records, expiry)
+        return await self._shaped(records, selection)
 
     @overload
     async def find_unique(

@@ -9,6 +9,7 @@ reads back through each index it has, and the audit stays clean.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -148,5 +149,133 @@ async def test_a_transaction_of_thousands_of_creates_is_written_in_slices(
     assert await badges.count(where={"team": "big"}) == 1_700
     assert await badges.count(where={"seat": {"gte": 1_000}}) == 700
     assert await badges.count(where={"label": {"startswith": "l3"}}) == len(range(3, 1_700, 7))
+    report = await orm.audit(Badge)
+    assert report.ok, str(report)
+
+
+def _decode_bulk(words: list[str], unique_names: list[str]) -> dict[str, Any]:
+    """The records, state lines, claims and index entries a bulk create's words say, as the
+    script reads them (``bulk_create`` in ``_scripts/write.lua``), with the id ZSET it adds."""
+    at = 0
+    ttl = words[at]
+    count = int(words[at + 1])
+    names = words[at + 2 : at + 2 + count]
+    at += 2 + count
+    records: dict[str, dict[str, str]] = {}
+    lines: dict[str, str] = {}
+    claims: dict[str, str] = {}
+    zsets: dict[str, dict[str, str]] = {}
+    for _ in range(int(words[at])):
+        record_id, present = words[at + 1], words[at + 2]
+        at += 3
+        shown = names if present == "*" else [n for n, bit in zip(names, present, strict=True) if bit == "1"]
+        records[record_id] = {"id": record_id, **dict(zip(shown, words[at : at + len(shown)], strict=True))}
+        at += len(shown)
+        if words[at]:
+            lines[record_id] = words[at]
+        for offset, _name in enumerate(unique_names, start=1):
+            if words[at + offset]:
+                claims[words[at + offset]] = record_id
+        at += len(unique_names)
+        zsets.setdefault("ids", {})[record_id] = "0"
+    groups = int(words[at + 1])
+    at += 2
+    for _ in range(groups):
+        key, kind, size = words[at], words[at + 1], int(words[at + 2])
+        group = words[at + 3 : at + 3 + size]
+        at += 3 + size
+        entries = zsets.setdefault(key, {})
+        if kind == "s":
+            entries.update(zip(group[1::2], group[0::2], strict=True))
+        else:
+            entries.update(dict.fromkeys(group, "0"))
+    assert at == len(words)
+    return {"ttl": ttl, "records": records, "lines": lines, "claims": claims, "zsets": zsets}
+
+
+@settings(max_examples=60)
+@given(
+    rows=st.lists(
+        st.tuples(texts, texts, st.integers(-(2**70), 2**70), texts, st.none() | texts),
+        min_size=1,
+        max_size=6,
+    ),
+    ttl_ms=st.none() | st.integers(1, 10**9),
+)
+def test_the_bulk_words_say_what_the_record_state_derives(
+    rows: list[tuple[str, str, int, str, str | None]], ttl_ms: int | None
+) -> None:
+    """Whatever the values (escaped, digested, null), each record's hash, state line, claims and
+    index entries, as the script reads them from the words, are the ones ``_model/state.py``
+    derives from its facts."""
+    from redis_orm_async._engine.bulk import BulkWords
+    from redis_orm_async._model.state import claim_keys, index_entries, record_facts, state_line
+
+    meta = SCHEMA.meta(Badge)
+    chunk = BulkWords(meta, "" if ttl_ms is None else str(ttl_ms))
+    expected: dict[str, Any] = {"records": {}, "lines": {}, "claims": {}, "zsets": {}}
+    base = meta.keys.base
+    for code, team, seat, label, nick in rows:
+        record = Badge.model_validate({**badge(code, team, seat, label), "nick": nick})
+        id_text = meta.id_text(record.id)
+        encoded = meta.encode(record)
+        chunk.add(id_text, encoded)
+        facts = record_facts(meta, encoded)
+        stored = {name: text for name, text in encoded.items() if text is not None}
+        expected["records"][id_text] = {"id": id_text, **stored}
+        expected["lines"][id_text] = state_line(meta, facts)
+        expected["claims"].update(dict.fromkeys(claim_keys(meta, id_text, facts), id_text))
+        for key, (member, score) in index_entries(meta, id_text, facts).items():
+            expected["zsets"].setdefault("ids" if key == f"{base}:ids" else key, {})[member] = score
+    decoded = _decode_bulk(chunk.words(), [c.name for c in meta.uniques])
+    assert decoded.pop("ttl") == ("" if ttl_ms is None else str(ttl_ms))
+    assert decoded == expected
+
+
+class Ticket(Model, key_prefix="ticket"):
+    """A generated id whose text the key layout escapes, and a nullable unique."""
+
+    id: str = Field(default_factory=lambda: f"t-{uuid.uuid4()}:{{x}}*")
+    serial: str | None = Field(None, unique=True)
+    note: str | None = None
+
+
+async def test_generated_ids_the_key_layout_escapes_are_written_and_read_back(
+    make_orm: MakeOrm, raw: aioredis.Redis
+) -> None:
+    await raw.flushdb()
+    orm = make_orm(Schema([Ticket]))
+    tickets = orm.repo(Ticket)
+    made = await tickets.create_many(
+        [{"serial": None, "note": "n"}, {"serial": "s1"}, {"serial": "s2", "note": None}, {}]
+    )
+    made.append(await tickets.create(data={"serial": "s3", "note": "x"}))
+    for record in made:
+        assert await tickets.find_unique({"id": record.id}) == record
+    assert await tickets.find_unique({"serial": "s2"}) == made[2]
+    assert await tickets.count() == 5
+    with pytest.raises(UniqueConstraintError):
+        await tickets.create_many([{"serial": "s9"}, {"serial": "s1"}])
+    assert await tickets.count() == 5
+    report = await orm.audit(Ticket)
+    assert report.ok, str(report)
+
+
+async def test_a_transaction_of_creates_with_different_ttls_keeps_each_ttl(
+    make_orm: MakeOrm, raw: aioredis.Redis
+) -> None:
+    await raw.flushdb()
+    orm = make_orm(SCHEMA)
+    async with orm.transaction() as tx:
+        tx.repo(Badge).create(data=badge("short", "t", 1), ttl=timedelta(minutes=1))
+        tx.repo(Badge).create(data=badge("long", "t", 2), ttl=timedelta(minutes=50))
+    badges = orm.repo(Badge)
+    short = await badges.find_unique({"code": "short"})
+    long = await badges.find_unique({"code": "long"})
+    assert short is not None and long is not None
+    short_ttl = await badges.ttl(where={"id": short.id})
+    long_ttl = await badges.ttl(where={"id": long.id})
+    assert short_ttl is not None and short_ttl <= timedelta(minutes=1)
+    assert long_ttl is not None and timedelta(minutes=45) < long_ttl <= timedelta(minutes=50)
     report = await orm.audit(Badge)
     assert report.ok, str(report)

@@ -24,6 +24,7 @@ from .._query.locate import Locator
 from .._query.match import Matcher
 from .._query.parse import Compare, Query
 from .._query.ttl import Expiry
+from .bulk import bulk_chunks, shared_value
 from .ops import (
     CreateOp,
     DeleteIndexedOp,
@@ -70,12 +71,25 @@ def check_distinct(ops: Sequence[CreateOp]) -> None:
     for position, op in enumerate(ops):
         for key in [op.id_text, *op.claims]:
             if key in seen:
-                raise ValidationError(
-                    f"{op.meta.name}: items {seen[key]} and {position} of create_many share a unique "
-                    "value or id",
-                    meta={"model": op.meta.name, "items": (seen[key], position)},
-                )
+                raise shared_value(op.meta, seen[key], position)
             seen[key] = position
+
+
+async def create_records(
+    engine: WriteEngine, meta: ModelMeta, records: Sequence[Model], ttl_ms: int | None
+) -> None:
+    """Store validated records, each chunk of ``BULK_CHUNK`` all or nothing; nothing is sent
+    until every record is encoded and found distinct from the others."""
+    if meta.id_kind != "generated" or any(meta.id_supplied(record) for record in records):
+        ops = [CreateOp(meta, record, ttl_ms) for record in records]
+        check_distinct(ops)
+        for start in range(0, len(ops), BULK_CHUNK):
+            await engine.run(ops[start : start + BULK_CHUNK])
+        return
+    # fresh ids: the words go straight from the records, with no op kept per record
+    for number, words in enumerate(bulk_chunks(meta, records, ttl_ms, BULK_CHUNK)):
+        chunk = records[number * BULK_CHUNK : (number + 1) * BULK_CHUNK]
+        await engine.run_bulk(meta, words, chunk, ttl_ms)
 
 
 async def read_located(

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from .._errors import ValidationError
 from .._model.model import FieldOptions, Model
 from .._model.schema import ModelMeta
-from .._model.state import Fact, claim_keys, field_fact, index_entries, layout, record_facts, state_line
+from .._model.state import Fact, Facts, claim_keys, field_fact, layout, record_facts, state_line
 from .._query.changes import FieldChange
 from .._query.locate import Locator
 from .._query.ttl import Expiry
@@ -84,20 +84,7 @@ class CreateOp(WriteOp):
     """Store a new record; refused when a live record has its id."""
 
     kind = "C"
-    __slots__ = (
-        "_claims",
-        "facts",
-        "fresh",
-        "id_text",
-        "instance",
-        "line",
-        "meta",
-        "result",
-        "ttl_ms",
-        "writes",
-    )
-    # slots, and tuples of text: a create_many holds thousands of these, and every object with a
-    # dict is one more for the garbage collector to walk while they are built
+    __slots__ = ("_claims", "_facts", "encoded", "fresh", "id_text", "instance", "meta", "result", "ttl_ms")
 
     def __init__(self, meta: ModelMeta, instance: Model, ttl_ms: int | None) -> None:
         self.meta = meta
@@ -106,25 +93,40 @@ class CreateOp(WriteOp):
         self.fresh = meta.id_kind == "generated" and not meta.id_supplied(instance)
         """The id was generated for this create: no record can have it, nothing need be read."""
         self.result = None
-        self._claims: dict[str, str] | None = None
         self.ttl_ms = ttl_ms
-        encoded = meta.encode(instance)
-        self.writes = tuple([(name, text) for name, text in encoded.items() if text is not None])
-        self.facts = record_facts(meta, encoded)
-        self.line = state_line(meta, self.facts)
+        self.encoded = meta.encode(instance)
+        """Each field's stored text (None: absent); the rest is worked out when first asked, as a
+        fresh create sends ``BulkWords`` of these texts and needs none of it."""
+        self._facts: Facts | None = None
+        self._claims: dict[str, str] | None = None
+
+    @property
+    def writes(self) -> tuple[tuple[str, str], ...]:
+        """The hash fields the record is stored with (its id aside)."""
+        return tuple([(name, text) for name, text in self.encoded.items() if text is not None])
+
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            self._facts = record_facts(self.meta, self.encoded)
+        return self._facts
+
+    @property
+    def line(self) -> str:
+        return state_line(self.meta, self.facts)
 
     @property
     def claims(self) -> dict[str, str]:
-        """The unique claims the new record takes: claim key to constraint (worked out when first
-        asked: a single create leaves them to the script)."""
+        """The unique claims the new record takes: claim key to constraint."""
         if self._claims is None:
             self._claims = claim_keys(self.meta, self.id_text, self.facts)
         return self._claims
 
     def words(self) -> list[str]:
         ttl = "" if self.ttl_ms is None else str(self.ttl_ms)
-        words = [self.id_text, ttl, "n" if self.fresh else "-", str(len(self.writes))]
-        for name, text in self.writes:
+        writes = self.writes
+        words = [self.id_text, ttl, "n" if self.fresh else "-", str(len(writes))]
+        for name, text in writes:
             words.extend((name, text))
         words.append(self.line)
         facts = self.facts
@@ -135,50 +137,6 @@ class CreateOp(WriteOp):
 
     def accept(self, reply: Any) -> None:
         self.result = self.instance
-
-
-def bulk_create_words(meta: ModelMeta, creates: Sequence[CreateOp]) -> list[str]:
-    """The words of the write script's bulk create: fresh records of one model with every index
-    entry and claim spelled out, grouped so that the script writes them straight from its
-    arguments (one ZADD per index key, one HSET of the state lines, one MSET of the claims)."""
-    records: list[str] = [str(len(creates))]
-    states: list[str] = []
-    groups: dict[str, list[str]] = {}
-    claims: list[str] = []
-    constraints: list[str] = []
-    for op in creates:
-        id_text = op.id_text
-        records.extend(
-            (
-                meta.keys.record(id_text),
-                "" if op.ttl_ms is None else str(op.ttl_ms),
-                str(2 * len(op.writes) + 2),
-            )
-        )
-        records.extend(("id", id_text))
-        for name, text in op.writes:
-            records.extend((name, text))
-        if op.line:
-            states.extend((id_text, op.line))
-        for key, (member, score) in index_entries(meta, id_text, op.facts).items():
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = []
-            group.extend((score, member))
-        for key, constraint in op.claims.items():
-            claims.extend((key, id_text))
-            constraints.append(constraint)
-    words = records
-    words.append(str(len(states)))
-    words.extend(states)
-    words.append(str(len(groups)))
-    for key, group in groups.items():
-        words.extend((key, str(len(group))))
-        words.extend(group)
-    words.append(str(len(claims)))
-    words.extend(claims)
-    words.extend(constraints)
-    return words
 
 
 class UpdateOp(WriteOp):

@@ -22,10 +22,12 @@ import anyio
 
 from .._backends.protocol import Backend, Command, ScriptsRefused
 from .._errors import OrmError, TransactionConflictError, ValidationError
+from .._model.model import Model
 from .._model.schema import ModelMeta
 from .._model.state import layout
 from .._scripts import load
 from .built import SINCE_FIELD, index_names
+from .bulk import BulkWords
 from .ops import (
     CleanOp,
     CreateOp,
@@ -36,7 +38,6 @@ from .ops import (
     TouchOp,
     UpdateOp,
     WriteOp,
-    bulk_create_words,
 )
 from .overlay import (
     MissingReads,
@@ -134,8 +135,28 @@ class WriteEngine:
         replies of the ops, or the refusal of the first one that failed (nothing was written)."""
         reply = await self.backend.eval(WRITE_SCRIPT, keys, args)
         if reply[0] == "err":
-            raise _script_error(ops, reply)
+            raise _script_error([op.meta for op in ops], reply)
         return list(reply[1:])
+
+    async def run_bulk(
+        self, meta: ModelMeta, words: list[str], records: Sequence[Model], ttl_ms: int | None
+    ) -> None:
+        """One chunk of fresh ``records``, all or none, from its ``BulkWords``; a server that
+        refuses scripts gets the same records as create ops."""
+        if self.backend.features.scripting:
+            args: list[str | int] = [1, *layout(meta).words, self.sweep_per_write, "B"]
+            args.extend(words)
+            try:
+                reply = await self.backend.eval(WRITE_SCRIPT, [meta.keys.ids()], args)
+            except ScriptsRefused:
+                pass
+            else:
+                if reply[0] == "err":
+                    raise _script_error([meta] * len(records), reply)
+                return
+        ops = [CreateOp(meta, record, ttl_ms) for record in records]
+        for op, reply in zip(ops, await self._watched(ops), strict=True):
+            op.accept(reply)
 
     def script_call(self, ops: Sequence[WriteOp]) -> tuple[list[str], list[str | int]]:
         """The keys and arguments of the write script call that applies ``ops``."""
@@ -144,7 +165,7 @@ class WriteEngine:
             meta = op.meta
             head: list[str | int] = [1, *layout(meta).words, self.sweep_per_write]
             if isinstance(op, CreateOp) and op.fresh:
-                return [meta.keys.ids()], [*head, "B", *bulk_create_words(meta, [op])]
+                return [meta.keys.ids()], [*head, "B", *_bulk_words(meta, [op])]
             return [meta.keys.ids()], [*head, "-", 1, op.kind, 1, *op.words()]
         metas: dict[str, tuple[int, ModelMeta]] = {}
         for op in ops:
@@ -154,9 +175,9 @@ class WriteEngine:
             args.extend(layout(meta).words)
         args.append(self.sweep_per_write)
         creates = [op for op in ops if isinstance(op, CreateOp) and op.fresh]
-        if len(metas) == 1 and len(creates) == len(ops):
+        if len(metas) == 1 and len(creates) == len(ops) and len({op.ttl_ms for op in creates}) == 1:
             args.append("B")
-            args.extend(bulk_create_words(ops[0].meta, creates))
+            args.extend(_bulk_words(ops[0].meta, creates))
         else:
             args.extend(("-", len(ops)))
             for op in ops:
@@ -301,13 +322,23 @@ def _overlay_from(shape: list[tuple[str, Any]], replies: list[Any]) -> Overlay:
     return overlay
 
 
-def _script_error(ops: Sequence[WriteOp], reply: list[Any]) -> OrmError:
+def _bulk_words(meta: ModelMeta, creates: Sequence[CreateOp]) -> list[str]:
+    """The bulk create of fresh records of one model, all with the same ttl."""
+    ttl_ms = creates[0].ttl_ms
+    chunk = BulkWords(meta, "" if ttl_ms is None else str(ttl_ms))
+    for op in creates:
+        chunk.add(op.id_text, op.encoded)
+    return chunk.words()
+
+
+def _script_error(metas: Sequence[ModelMeta], reply: list[Any]) -> OrmError:
+    """The error of the script's refusal; ``metas``: the model of each op of the batch."""
     index, code = int(reply[1]), str(reply[2])
-    if code == "unknown_op" or not 1 <= index <= len(ops):
+    if code == "unknown_op" or not 1 <= index <= len(metas):
         return OrmError(f"the write script refused the batch: {code}")
-    meta = ops[index - 1].meta
+    meta = metas[index - 1]
     base = reply[3] if len(reply) > 3 else meta.keys.base
-    owner = next((op.meta for op in ops if op.meta.keys.base == base), meta)
+    owner = next((other for other in metas if other.keys.base == base), meta)
     if code == "unique":
         return unique_violation(owner, str(reply[4]))
     if code == "exists":

@@ -138,7 +138,7 @@ def field_fact(meta: ModelMeta, name: str, text: str | None) -> Fact:
 def record_facts(meta: ModelMeta, encoded: Mapping[str, str | None]) -> Facts:
     """The facts of a record from its stored texts (a missing field is null)."""
     facts: Facts = {}
-    for name, needs, token_of, score_of in _fact_plan(meta):
+    for name, needs, token_of, score_of in fact_plan(meta):
         text = encoded.get(name)
         token = score = lex = ""
         if needs[0]:
@@ -157,7 +157,7 @@ FieldPlan = tuple[str, tuple[bool, bool, bool], Callable[[str], str], Callable[[
 FactPlan = tuple[FieldPlan, ...]
 
 
-def _fact_plan(meta: ModelMeta) -> FactPlan:
+def fact_plan(meta: ModelMeta) -> FactPlan:
     """Per field with facts: its name, which parts it needs, its token and its score text
     functions (looked up once: every create derives the facts of every indexed field)."""
     found: FactPlan | None = meta.__dict__.get(_PLAN)

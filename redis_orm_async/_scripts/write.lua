@@ -651,95 +651,140 @@ if bulk then
   end
 
   -- The bulk create ('B'): records of one model whose ids the client generated, so no record,
-  -- and nothing left of one, can have them. The client spells out every entry, so the script
-  -- reads nothing but the claims and writes straight from ARGV:
-  --   #records, then per record: key ttl #words words (its hash, 'id' and the id first);
-  --   #words (id line)... for the state lines; #groups, then per group: key #words (score member)...;
-  --   #words (claim id)..., then each claim's constraint.
+  -- and nothing left of one, can have them. The client sends each record's texts, state line and
+  -- claims, and its other index entries grouped by key; the script reads nothing but the claims,
+  -- and what repeats the id (the record key, the id ZSET, a state line's field, an equality
+  -- entry's score) it adds itself, as every word sent costs the client and the server more than
+  -- building it here does:
+  --   ttl ('' or ms, for every record); #names name... (the hash fields a record may have);
+  --   #records, then per record: id present text... line claim...
+  --     present: '*' when the record has every name, else a '1' or a '0' per name;
+  --     claim: one per unique of the model, its claim key, or '' when the record claims nothing;
+  --   #groups, then per group: key kind #words words..., kind 'm' (members at the id's score:
+  --     an equality index), '0' (members at score 0: a lex index) or 's' (score member pairs).
   local function bulk_create(model)
+    local ttl = write.arg()
+    local names = {write.args(tonumber(write.arg()))}
+    local name_count, uniques = #names, model.uniques
+    local unique_count = #uniques
+    local count = tonumber(write.arg())
+    local starts, keys, owners, constraints, seen = {}, {}, {}, {}, {}
     local at = position + 1
-    local count = tonumber(ARGV[at])
-    at = at + 1
-    local starts = {}
     for index = 1, count do
       starts[index] = at
-      at = at + 3 + tonumber(ARGV[at + 2])
-    end
-    local states, groups = at, at + 1 + tonumber(ARGV[at])
-    at = groups + 1
-    local group_starts = {}
-    for index = 1, tonumber(ARGV[groups]) do
-      group_starts[index] = at
-      at = at + 2 + tonumber(ARGV[at + 1])
-    end
-    local claims = at
-    local claim_words = tonumber(ARGV[claims])
-    local constraints = claims + claim_words
-    position = constraints + claim_words / 2
-
-    local function owner_of(id)
-      for index, first in ipairs(starts) do
-        if ARGV[first + 4] == id then return index end
+      local present, texts = ARGV[at + 1], name_count
+      if present ~= '*' then
+        local _, ones = string.gsub(present, '1', '')
+        texts = ones
       end
-      return 0
+      local claim_at = at + 3 + texts
+      for u = 1, unique_count do
+        local key = ARGV[claim_at + u - 1]
+        if key ~= '' then
+          if seen[key] then return {'err', index, 'unique', model.base, uniques[u].name} end
+          seen[key] = true
+          local k = #keys + 1
+          keys[k], owners[k], constraints[k] = key, index, u
+        end
+      end
+      at = claim_at + unique_count
     end
-    local keys, seen = {}, {}
-    for i = 1, claim_words / 2 do
-      local key = ARGV[claims + 2 * i - 1]
-      if seen[key] then return {'err', owner_of(ARGV[claims + 2 * i]), 'unique', model.base, ARGV[constraints + i]} end
-      seen[key] = true
-      keys[i] = key
+    local group_starts = {}
+    for index = 1, tonumber(ARGV[at]) do
+      at = at + 1
+      group_starts[index] = at
+      at = at + 2 + tonumber(ARGV[at + 2])
     end
+    position = at
+
     for first = 1, #keys, SLICE do
       local last = math.min(first + SLICE - 1, #keys)
       local found = redis.call('MGET', unpack(keys, first, last))
       for i = first, last do
         local holder = found[i - first + 1]
         if holder then
-          local key = keys[i]
           local other = write.record(model, holder)
-          if other.exists and write.claims_of(other)[key] then
-            return {'err', owner_of(ARGV[claims + 2 * i]), 'unique', model.base, ARGV[constraints + i]}
+          if other.exists and write.claims_of(other)[keys[i]] then
+            return {'err', owners[i], 'unique', model.base, uniques[constraints[i]].name}
           end
         end
       end
     end
 
     write.mark_empty_model(model)
-    local expiries, expiry_of = {}, {}
-    for _, first in ipairs(starts) do
-      local key, ttl, id = ARGV[first], ARGV[first + 1], ARGV[first + 4]
-      call_range('HSET', key, first + 3, first + 2 + tonumber(ARGV[first + 2]), 2)
-      local exp = nil
-      if ttl ~= '' then exp = write.now_ms() + tonumber(ttl) end
-      exp = capped(model, id, exp)
-      if exp then
-        redis.call('PEXPIREAT', key, exp)
-        expiries[#expiries + 1] = exp
+    local exp = nil
+    if ttl ~= '' then exp = write.now_ms() + tonumber(ttl) end
+    local head, int_ids = model.base .. ':r:', model.int_ids
+    local ids, states, claimed, claim_exps, expiries = {}, {}, {}, {}, {}
+    for index = 1, count do
+      local first = starts[index]
+      local id, present = ARGV[first], ARGV[first + 1]
+      local key = head .. escape(id)
+      local hash, t = {'id', id}, first + 2
+      if present == '*' then
+        for k = 1, name_count do
+          hash[2 * k + 1] = names[k]
+          hash[2 * k + 2] = ARGV[t]
+          t = t + 1
+        end
+      else
+        for k = 1, name_count do
+          if string.byte(present, k) == 49 then
+            hash[#hash + 1] = names[k]
+            hash[#hash + 1] = ARGV[t]
+            t = t + 1
+          end
+        end
+      end
+      call_sliced('HSET', key, hash, 2)
+      local line = ARGV[t]
+      if line ~= '' then
+        states[#states + 1] = id
+        states[#states + 1] = line
+      end
+      ids[#ids + 1] = int_ids and id or '0'
+      ids[#ids + 1] = id
+      local record_exp = capped(model, id, exp)
+      if record_exp then
+        redis.call('PEXPIREAT', key, record_exp)
+        expiries[#expiries + 1] = record_exp
         expiries[#expiries + 1] = id
-        expiry_of[id] = exp
+      end
+      for u = 1, unique_count do
+        local claim = ARGV[t + u]
+        if claim ~= '' then
+          claimed[#claimed + 1] = claim
+          claimed[#claimed + 1] = id
+          claim_exps[#claim_exps + 1] = record_exp or false
+        end
       end
     end
     if #expiries == 0 then
-      if claim_words > 0 then
-        for first = claims + 1, claims + claim_words, SLICE do
-          local last = math.min(first + SLICE - 1, claims + claim_words)
-          last = last - (last - first + 1) % 2
-          redis.call('MSET', unpack(ARGV, first, last))
-        end
-      end
+      call_sliced('MSET', false, claimed, 2)
     else
-      for i = 1, claim_words / 2 do
-        local key, id = ARGV[claims + 2 * i - 1], ARGV[claims + 2 * i]
-        local exp = expiry_of[id]
-        if exp then redis.call('SET', key, id, 'PXAT', exp) else redis.call('SET', key, id) end
+      for i = 1, #claim_exps do
+        local exp_at = claim_exps[i]
+        if exp_at then redis.call('SET', claimed[2 * i - 1], claimed[2 * i], 'PXAT', exp_at)
+        else redis.call('SET', claimed[2 * i - 1], claimed[2 * i]) end
       end
       call_sliced('ZADD', model.exp, expiries, 2)
     end
+    call_sliced('ZADD', model.ids, ids, 2)
     for _, first in ipairs(group_starts) do
-      call_range('ZADD', ARGV[first], first + 2, first + 1 + tonumber(ARGV[first + 1]), 2)
+      local key, kind, last = ARGV[first], ARGV[first + 1], first + 2 + tonumber(ARGV[first + 2])
+      if kind == 's' then
+        call_range('ZADD', key, first + 3, last, 2)
+      else
+        local entries, id_scored = {}, kind == 'm' and int_ids
+        for w = first + 3, last do
+          local member = ARGV[w]
+          entries[#entries + 1] = id_scored and member or '0'
+          entries[#entries + 1] = member
+        end
+        call_sliced('ZADD', key, entries, 2)
+      end
     end
-    call_range('HSET', model.st, states + 1, states + tonumber(ARGV[states]), 2)
+    call_sliced('HSET', model.st, states, 2)
     local results = {'ok'}
     for index = 1, count do results[index + 1] = true end
     return results
