@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redis_orm_async import Field, Model, Orm, Schema, UniqueConstraintError, ValidationError
+from redis_orm_async._model.keys import escape
 
 MakeOrm = Callable[..., Orm]
 
@@ -156,11 +157,10 @@ async def test_a_transaction_of_thousands_of_creates_is_written_in_slices(
 def _decode_bulk(words: list[str], unique_names: list[str]) -> dict[str, Any]:
     """The records, state lines, claims and index entries a bulk create's words say, as the
     script reads them (``bulk_create`` in ``_scripts/write.lua``), with the id ZSET it adds."""
-    at = 0
-    ttl = words[at]
-    count = int(words[at + 1])
-    names = words[at + 2 : at + 2 + count]
-    at += 2 + count
+    ttl, escapes = words[0], words[1]
+    count = int(words[2])
+    names = words[3 : 3 + count]
+    at = 3 + count
     records: dict[str, dict[str, str]] = {}
     lines: dict[str, str] = {}
     claims: dict[str, str] = {}
@@ -190,6 +190,7 @@ def _decode_bulk(words: list[str], unique_names: list[str]) -> dict[str, Any]:
         else:
             entries.update(dict.fromkeys(group, "0"))
     assert at == len(words)
+    assert escapes == ("=" if all(escape(i) == i for i in records) else "e")
     return {"ttl": ttl, "records": records, "lines": lines, "claims": claims, "zsets": zsets}
 
 

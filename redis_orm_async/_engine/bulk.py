@@ -82,6 +82,7 @@ class BulkWords:
     __slots__ = (
         "_at_id_score",
         "_at_zero",
+        "_escapes",
         "_names",
         "_pairs",
         "_plan",
@@ -99,6 +100,8 @@ class BulkWords:
         self._plan = _plan(meta)
         self._seen = seen
         self._names: tuple[str, ...] = ()
+        self._escapes = False
+        """Whether some id's record key escapes it (the script then escapes every id)."""
         self._records: list[str] = []
         self._at_id_score: defaultdict[str, list[str]] = defaultdict(list)
         """Equality index keys and their members, each at its id's score."""
@@ -118,6 +121,8 @@ class BulkWords:
             seen[id_text] = position
         if not self._names:
             self._names = tuple(encoded)
+        if not self._escapes and escape(id_text) != id_text:
+            self._escapes = True
         texts = [text for text in encoded.values() if text is not None]
         present = (
             "*"
@@ -165,7 +170,8 @@ class BulkWords:
         self.count += 1
 
     def words(self) -> list[str]:
-        words = [self.ttl, str(len(self._names)), *self._names, str(self.count), *self._records]
+        keys = "e" if self._escapes else "="
+        words = [self.ttl, keys, str(len(self._names)), *self._names, str(self.count), *self._records]
         groups = len(self._at_id_score) + len(self._at_zero) + len(self._pairs)
         words.append(str(groups))
         for kind, members in (("m", self._at_id_score), ("0", self._at_zero), ("s", self._pairs)):

@@ -656,50 +656,53 @@ if bulk then
   -- and what repeats the id (the record key, the id ZSET, a state line's field, an equality
   -- entry's score) it adds itself, as every word sent costs the client and the server more than
   -- building it here does:
-  --   ttl ('' or ms, for every record); #names name... (the hash fields a record may have);
+  --   ttl ('' or ms, for every record); keys ('=' when every id is its own key text, 'e' when
+  --   some id needs escaping); #names name... (the hash fields a record may have);
   --   #records, then per record: id present text... line claim...
   --     present: '*' when the record has every name, else a '1' or a '0' per name;
   --     claim: one per unique of the model, its claim key, or '' when the record claims nothing;
   --   #groups, then per group: key kind #words words..., kind 'm' (members at the id's score:
   --     an equality index), '0' (members at score 0: a lex index) or 's' (score member pairs).
+  -- (Lengths are counted rather than taken with '#', a search each time on a growing table.)
   local function bulk_create(model)
-    local ttl = write.arg()
+    local argv, call = ARGV, redis.call
+    local ttl, key_kind = write.args(2)
     local names = {write.args(tonumber(write.arg()))}
     local name_count, uniques = #names, model.uniques
     local unique_count = #uniques
     local count = tonumber(write.arg())
-    local starts, keys, owners, constraints, seen = {}, {}, {}, {}, {}
+    local starts, keys, owners, constraints, seen, claims = {}, {}, {}, {}, {}, 0
     local at = position + 1
     for index = 1, count do
       starts[index] = at
-      local present, texts = ARGV[at + 1], name_count
+      local present, texts = argv[at + 1], name_count
       if present ~= '*' then
         local _, ones = string.gsub(present, '1', '')
         texts = ones
       end
       local claim_at = at + 3 + texts
       for u = 1, unique_count do
-        local key = ARGV[claim_at + u - 1]
+        local key = argv[claim_at + u - 1]
         if key ~= '' then
           if seen[key] then return {'err', index, 'unique', model.base, uniques[u].name} end
           seen[key] = true
-          local k = #keys + 1
-          keys[k], owners[k], constraints[k] = key, index, u
+          claims = claims + 1
+          keys[claims], owners[claims], constraints[claims] = key, index, u
         end
       end
       at = claim_at + unique_count
     end
     local group_starts = {}
-    for index = 1, tonumber(ARGV[at]) do
+    for index = 1, tonumber(argv[at]) do
       at = at + 1
       group_starts[index] = at
-      at = at + 2 + tonumber(ARGV[at + 2])
+      at = at + 2 + tonumber(argv[at + 2])
     end
     position = at
 
-    for first = 1, #keys, SLICE do
-      local last = math.min(first + SLICE - 1, #keys)
-      local found = redis.call('MGET', unpack(keys, first, last))
+    for first = 1, claims, SLICE do
+      local last = math.min(first + SLICE - 1, claims)
+      local found = call('MGET', unpack(keys, first, last))
       for i = first, last do
         local holder = found[i - first + 1]
         if holder then
@@ -714,72 +717,75 @@ if bulk then
     write.mark_empty_model(model)
     local exp = nil
     if ttl ~= '' then exp = write.now_ms() + tonumber(ttl) end
-    local head, int_ids = model.base .. ':r:', model.int_ids
+    local may_expire = exp or model.max_life
+    local head, int_ids, escaped = model.base .. ':r:', model.int_ids, key_kind ~= '='
     local ids, states, claimed, claim_exps, expiries = {}, {}, {}, {}, {}
+    local n_ids, n_states, n_claimed, n_expiries = 0, 0, 0, 0
+    local full = {'id', ''}  -- the hash of a record with every name, refilled for each such record
+    for k = 1, name_count do full[2 * k + 1] = names[k] end
     for index = 1, count do
       local first = starts[index]
-      local id, present = ARGV[first], ARGV[first + 1]
-      local key = head .. escape(id)
-      local hash, t = {'id', id}, first + 2
+      local id, present = argv[first], argv[first + 1]
+      local key = head .. (escaped and escape(id) or id)
+      local t = first + 2
       if present == '*' then
-        for k = 1, name_count do
-          hash[2 * k + 1] = names[k]
-          hash[2 * k + 2] = ARGV[t]
-          t = t + 1
-        end
+        full[2] = id
+        for k = 1, name_count do full[2 * k + 2] = argv[t + k - 1] end
+        t = t + name_count
+        if name_count < SLICE / 2 then call('HSET', key, unpack(full)) else call_sliced('HSET', key, full, 2) end
       else
+        local hash, size = {'id', id}, 2
         for k = 1, name_count do
           if string.byte(present, k) == 49 then
-            hash[#hash + 1] = names[k]
-            hash[#hash + 1] = ARGV[t]
-            t = t + 1
+            hash[size + 1], hash[size + 2] = names[k], argv[t]
+            size, t = size + 2, t + 1
           end
         end
+        call_sliced('HSET', key, hash, 2)
       end
-      call_sliced('HSET', key, hash, 2)
-      local line = ARGV[t]
+      local line = argv[t]
       if line ~= '' then
-        states[#states + 1] = id
-        states[#states + 1] = line
+        states[n_states + 1], states[n_states + 2] = id, line
+        n_states = n_states + 2
       end
-      ids[#ids + 1] = int_ids and id or '0'
-      ids[#ids + 1] = id
-      local record_exp = capped(model, id, exp)
+      ids[n_ids + 1], ids[n_ids + 2] = int_ids and id or '0', id
+      n_ids = n_ids + 2
+      local record_exp = may_expire and capped(model, id, exp)
       if record_exp then
-        redis.call('PEXPIREAT', key, record_exp)
-        expiries[#expiries + 1] = record_exp
-        expiries[#expiries + 1] = id
+        call('PEXPIREAT', key, record_exp)
+        expiries[n_expiries + 1], expiries[n_expiries + 2] = record_exp, id
+        n_expiries = n_expiries + 2
       end
       for u = 1, unique_count do
-        local claim = ARGV[t + u]
+        local claim = argv[t + u]
         if claim ~= '' then
-          claimed[#claimed + 1] = claim
-          claimed[#claimed + 1] = id
-          claim_exps[#claim_exps + 1] = record_exp or false
+          claimed[n_claimed + 1], claimed[n_claimed + 2] = claim, id
+          n_claimed = n_claimed + 2
+          claim_exps[n_claimed / 2] = record_exp or false
         end
       end
     end
-    if #expiries == 0 then
+    if n_expiries == 0 then
       call_sliced('MSET', false, claimed, 2)
     else
-      for i = 1, #claim_exps do
+      for i = 1, n_claimed / 2 do
         local exp_at = claim_exps[i]
-        if exp_at then redis.call('SET', claimed[2 * i - 1], claimed[2 * i], 'PXAT', exp_at)
-        else redis.call('SET', claimed[2 * i - 1], claimed[2 * i]) end
+        if exp_at then call('SET', claimed[2 * i - 1], claimed[2 * i], 'PXAT', exp_at)
+        else call('SET', claimed[2 * i - 1], claimed[2 * i]) end
       end
       call_sliced('ZADD', model.exp, expiries, 2)
     end
     call_sliced('ZADD', model.ids, ids, 2)
     for _, first in ipairs(group_starts) do
-      local key, kind, last = ARGV[first], ARGV[first + 1], first + 2 + tonumber(ARGV[first + 2])
+      local key, kind, last = argv[first], argv[first + 1], first + 2 + tonumber(argv[first + 2])
       if kind == 's' then
         call_range('ZADD', key, first + 3, last, 2)
       else
-        local entries, id_scored = {}, kind == 'm' and int_ids
+        local entries, size, id_scored = {}, 0, kind == 'm' and int_ids
         for w = first + 3, last do
-          local member = ARGV[w]
-          entries[#entries + 1] = id_scored and member or '0'
-          entries[#entries + 1] = member
+          local member = argv[w]
+          entries[size + 1], entries[size + 2] = id_scored and member or '0', member
+          size = size + 2
         end
         call_sliced('ZADD', key, entries, 2)
       end
