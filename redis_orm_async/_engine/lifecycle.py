@@ -80,7 +80,8 @@ async def create_records(
 ) -> None:
     """Store validated records, each chunk of ``BULK_CHUNK`` all or nothing; nothing is sent
     until every record is encoded and found distinct from the others."""
-    if meta.id_kind != "generated" or any(meta.id_supplied(record) for record in records):
+    # ``validated`` refused a supplied id unless the model takes them (``check_supplied_id``)
+    if meta.id_kind != "generated" or (meta.supplied_ids and any(map(meta.id_supplied, records))):
         ops = [CreateOp(meta, record, ttl_ms) for record in records]
         check_distinct(ops)
         for start in range(0, len(ops), BULK_CHUNK):

@@ -136,6 +136,8 @@ class WriteEngine:
         reply = await self.backend.eval(WRITE_SCRIPT, keys, args)
         if reply[0] == "err":
             raise _script_error([op.meta for op in ops], reply)
+        if len(reply) == 1:  # a bulk create: its creates answer nothing
+            return [None] * len(ops)
         return list(reply[1:])
 
     async def run_bulk(

@@ -26,7 +26,7 @@
 -- locator: 'i' id | 'c' claim key; expect: '-' or #fields and the hash as the caller read it;
 -- ttl: 'k' keep, 'p' persist, or milliseconds; change op: 's' set, 'n' null, 'i' add an integer;
 -- fresh: 'n' for an id the client generated (nothing to read), '-' otherwise.
--- Answer: {'ok', result...} or {'err', op, code, detail...}.
+-- Answer: {'ok', result...} ({'ok'} alone for a bulk create) or {'err', op, code, detail...}.
 --
 -- Before Redis 7 the whole script runs on every call: every function it defines is built again
 -- each time, each local a function captures is one more object, looked up through the list of
@@ -791,9 +791,7 @@ if bulk then
       end
     end
     call_sliced('HSET', model.st, states, 2)
-    local results = {'ok'}
-    for index = 1, count do results[index + 1] = true end
-    return results
+    return {'ok'}  -- one word for the whole chunk: a fresh create answers nothing of its own
   end
 
   local reply = bulk_create(models[1])
