@@ -7,8 +7,6 @@ layout (see ``raw.py``), so the lines are compared by their results, never by th
 
 from __future__ import annotations
 
-import base64
-import os
 import random
 import time
 from datetime import timedelta
@@ -53,13 +51,19 @@ def schema() -> Schema:
     return Schema([User, Post, Session])
 
 
-_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TWO_CHARS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+"""Crockford base32 of every 10-bit value: 13 lookups write the 26 characters of 130 bits."""
 
 
 def new_id() -> str:
-    """A 26-character, time-ordered id with 80 random bits, like the ORM's ULIDs (sorts the same)."""
-    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
-    return base64.b32encode(raw).translate(_CROCKFORD)[:26].decode()
+    """A 26-character, time-ordered id with 80 random bits, like the ORM's ULIDs (sorts the same).
+
+    The fastest text we know in Python (``base64.b32encode`` is pure Python before 3.13 and takes
+    twice as long), and random bits from ``random`` (ids are not secrets; one OS read per id
+    would cost more than the rest of it)."""
+    value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(80)
+    return "".join([_TWO_CHARS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 class RawUser(BaseModel):

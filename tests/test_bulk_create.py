@@ -154,41 +154,47 @@ async def test_a_transaction_of_thousands_of_creates_is_written_in_slices(
     assert report.ok, str(report)
 
 
-def _decode_bulk(words: list[str], unique_names: list[str]) -> dict[str, Any]:
+def _decode_bulk(
+    words: list[str], unique_names: list[str], range_names: list[str], base: str
+) -> dict[str, Any]:
     """The records, state lines, claims and index entries a bulk create's words say, as the
-    script reads them (``bulk_create`` in ``_scripts/write.lua``), with the id ZSET it adds."""
+    script reads them (``bulk_create`` in ``_scripts/write.lua``), with the entries it adds."""
     ttl, escapes = words[0], words[1]
     count = int(words[2])
     names = words[3 : 3 + count]
     at = 3 + count
+    partial = int(words[at])
+    masks = {int(words[at + 1 + 2 * i]): words[at + 2 + 2 * i] for i in range(partial)}
+    at += 1 + 2 * partial
     records: dict[str, dict[str, str]] = {}
     lines: dict[str, str] = {}
     claims: dict[str, str] = {}
     zsets: dict[str, dict[str, str]] = {}
-    for _ in range(int(words[at])):
-        record_id, present = words[at + 1], words[at + 2]
-        at += 3
-        shown = names if present == "*" else [n for n, bit in zip(names, present, strict=True) if bit == "1"]
+    for position in range(1, int(words[at]) + 1):
+        record_id = words[at + 1]
+        at += 2
+        mask = masks.get(position, "1" * len(names))
+        shown = [name for name, bit in zip(names, mask, strict=True) if bit == "1"]
         records[record_id] = {"id": record_id, **dict(zip(shown, words[at : at + len(shown)], strict=True))}
         at += len(shown)
         if words[at]:
             lines[record_id] = words[at]
-        for offset, _name in enumerate(unique_names, start=1):
+        for offset in range(1, len(unique_names) + 1):
             if words[at + offset]:
                 claims[words[at + offset]] = record_id
         at += len(unique_names)
+        for offset, name in enumerate(range_names, start=1):
+            if words[at + offset]:
+                zsets.setdefault(f"{base}:z:{name}", {})[record_id] = words[at + offset]
+        at += len(range_names)
         zsets.setdefault("ids", {})[record_id] = "0"
     groups = int(words[at + 1])
     at += 2
     for _ in range(groups):
         key, kind, size = words[at], words[at + 1], int(words[at + 2])
-        group = words[at + 3 : at + 3 + size]
+        assert kind in ("m", "0")
+        zsets.setdefault(key, {}).update(dict.fromkeys(words[at + 3 : at + 3 + size], "0"))
         at += 3 + size
-        entries = zsets.setdefault(key, {})
-        if kind == "s":
-            entries.update(zip(group[1::2], group[0::2], strict=True))
-        else:
-            entries.update(dict.fromkeys(group, "0"))
     assert at == len(words)
     assert escapes == ("=" if all(escape(i) == i for i in records) else "e")
     return {"ttl": ttl, "records": records, "lines": lines, "claims": claims, "zsets": zsets}
@@ -228,7 +234,8 @@ def test_the_bulk_words_say_what_the_record_state_derives(
         expected["claims"].update(dict.fromkeys(claim_keys(meta, id_text, facts), id_text))
         for key, (member, score) in index_entries(meta, id_text, facts).items():
             expected["zsets"].setdefault("ids" if key == f"{base}:ids" else key, {})[member] = score
-    decoded = _decode_bulk(chunk.words(), [c.name for c in meta.uniques])
+    ranges = [name for name, field in meta.fields.items() if field.index == "range"]
+    decoded = _decode_bulk(chunk.words(), [c.name for c in meta.uniques], ranges, base)
     assert decoded.pop("ttl") == ("" if ttl_ms is None else str(ttl_ms))
     assert decoded == expected
 

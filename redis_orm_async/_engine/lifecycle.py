@@ -46,6 +46,9 @@ amortize a round trip, small enough to keep the server's other clients waiting o
 
 def validated(meta: ModelMeta, data: Mapping[str, Any] | Model) -> Model:
     """A caller's record data as a model instance, checked before any I/O."""
+    if type(data) is dict:  # the usual data, checked first: create_many asks this of each record
+        check_supplied_id(meta, data)
+        return model_of(meta, data)
     if isinstance(data, meta.model):
         check_supplied_id(meta, data)
         return data

@@ -114,7 +114,8 @@ class FieldCodec:
         return self.kind != "json"
 
 
-def _same(text: str) -> str:
+def same_text(text: str) -> str:
+    """The token of a codec whose stored text is already canonical: the text itself."""
     return text
 
 
@@ -190,7 +191,7 @@ def _enum_codec(enum_type: type[enum.Enum]) -> FieldCodec:
     def decode(text: str) -> Any:
         return by_text.get(text, text)
 
-    return FieldCodec("enum", encode, decode, _same, None)
+    return FieldCodec("enum", encode, decode, same_text, None)
 
 
 _JSON_CONFIG = ConfigDict(ser_json_inf_nan="constants")
@@ -263,7 +264,7 @@ def _text_like_codec(annotation: Any) -> FieldCodec:
         dumped = adapter.dump_python(value, mode="json")
         return dumped if isinstance(dumped, str) else json.dumps(dumped)
 
-    return FieldCodec("text", encode, str, _same, None)
+    return FieldCodec("text", encode, str, same_text, None)
 
 
 def _is_json_string_type(annotation: Any) -> bool:
@@ -280,11 +281,11 @@ def _is_json_string_type(annotation: Any) -> bool:
 def codec_for(annotation: Any) -> FieldCodec:
     """Pick the codec for a field annotation (``Optional`` already unwrapped)."""
     if annotation is str:
-        return FieldCodec("text", str, str, _same, None)
+        return FieldCodec("text", str, str, same_text, None)
     if annotation is bool:
-        return FieldCodec("bool", _bool_encode, _bool_decode, _same, None)
+        return FieldCodec("bool", _bool_encode, _bool_decode, same_text, None)
     if annotation is int:
-        return FieldCodec("int", str, int, _same, _int_score)
+        return FieldCodec("int", str, int, same_text, _int_score)
     if annotation is float:
         return FieldCodec("float", repr, float, _float_token, _float_score)
     if annotation is Decimal:
@@ -294,7 +295,7 @@ def codec_for(annotation: Any) -> FieldCodec:
             "datetime", datetime.isoformat, datetime.fromisoformat, _datetime_token, _datetime_score
         )
     if annotation is date:
-        return FieldCodec("date", date.isoformat, date.fromisoformat, _same, _date_score)
+        return FieldCodec("date", date.isoformat, date.fromisoformat, same_text, _date_score)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return _enum_codec(annotation)
     origin = typing.get_origin(annotation) or annotation

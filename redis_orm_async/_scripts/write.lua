@@ -639,48 +639,44 @@ if bulk then
     end
   end
 
-  -- ARGV[first .. last] as one command's tail, sliced so that no call unpacks more than SLICE
-  -- words (``step``: words per entry, so that no slice splits one)
-  local function call_range(name, key, first, last, step)
-    while first <= last do
-      local stop = math.min(first + SLICE - 1, last)
-      stop = stop - (stop - first + 1) % step
-      redis.call(name, key, unpack(ARGV, first, stop))
-      first = stop + 1
-    end
-  end
-
   -- The bulk create ('B'): records of one model whose ids the client generated, so no record,
-  -- and nothing left of one, can have them. The client sends each record's texts, state line and
-  -- claims, and its other index entries grouped by key; the script reads nothing but the claims,
-  -- and what repeats the id (the record key, the id ZSET, a state line's field, an equality
-  -- entry's score) it adds itself, as every word sent costs the client and the server more than
-  -- building it here does:
+  -- and nothing left of one, can have them. The client sends each record's texts, state line,
+  -- claims and range scores, and its equality and lex entries grouped by key; the script reads
+  -- nothing but the claims, and what repeats the id (the record key, the id ZSET, a state line's
+  -- field, an equality entry's score, a range entry's member) it adds itself, as every word sent
+  -- costs the client and the server more than building it here does:
   --   ttl ('' or ms, for every record); keys ('=' when every id is its own key text, 'e' when
   --   some id needs escaping); #names name... (the hash fields a record may have);
-  --   #records, then per record: id present text... line claim...
-  --     present: '*' when the record has every name, else a '1' or a '0' per name;
+  --   #partial, then (position mask)... for each record without every name (a '1' or a '0' per
+  --   name; positions count from 1);
+  --   #records, then per record: id text... line claim... score...
   --     claim: one per unique of the model, its claim key, or '' when the record claims nothing;
-  --   #groups, then per group: key kind #words words..., kind 'm' (members at the id's score:
-  --     an equality index), '0' (members at score 0: a lex index) or 's' (score member pairs).
+  --     score: one per range index of the model, the record's score, or '' when it has none;
+  --   #groups, then per group: key kind #words member..., kind 'm' (at the id's score: an
+  --     equality index) or '0' (at score 0: a lex index).
   -- (Lengths are counted rather than taken with '#', a search each time on a growing table.)
   local function bulk_create(model)
     local argv, call = ARGV, redis.call
     local ttl, key_kind = write.args(2)
     local names = {write.args(tonumber(write.arg()))}
-    local name_count, uniques = #names, model.uniques
-    local unique_count = #uniques
+    local masks = {}
+    for _ = 1, tonumber(write.arg()) do
+      local index, mask = write.args(2)
+      masks[tonumber(index)] = mask
+    end
+    local name_count, uniques, ranges = #names, model.uniques, model.range
+    local unique_count, range_count = #uniques, #ranges
     local count = tonumber(write.arg())
     local starts, keys, owners, constraints, seen, claims = {}, {}, {}, {}, {}, 0
     local at = position + 1
     for index = 1, count do
       starts[index] = at
-      local present, texts = argv[at + 1], name_count
-      if present ~= '*' then
-        local _, ones = string.gsub(present, '1', '')
+      local texts, mask = name_count, masks[index]
+      if mask then
+        local _, ones = string.gsub(mask, '1', '')
         texts = ones
       end
-      local claim_at = at + 3 + texts
+      local claim_at = at + 2 + texts
       for u = 1, unique_count do
         local key = argv[claim_at + u - 1]
         if key ~= '' then
@@ -690,7 +686,7 @@ if bulk then
           keys[claims], owners[claims], constraints[claims] = key, index, u
         end
       end
-      at = claim_at + unique_count
+      at = claim_at + unique_count + range_count
     end
     local group_starts = {}
     for index = 1, tonumber(argv[at]) do
@@ -721,14 +717,16 @@ if bulk then
     local head, int_ids, escaped = model.base .. ':r:', model.int_ids, key_kind ~= '='
     local ids, states, claimed, claim_exps, expiries = {}, {}, {}, {}, {}
     local n_ids, n_states, n_claimed, n_expiries = 0, 0, 0, 0
+    local scored, n_scored = {}, {}
+    for r = 1, range_count do scored[r], n_scored[r] = {}, 0 end
     local full = {'id', ''}  -- the hash of a record with every name, refilled for each such record
     for k = 1, name_count do full[2 * k + 1] = names[k] end
     for index = 1, count do
       local first = starts[index]
-      local id, present = argv[first], argv[first + 1]
+      local id, mask = argv[first], masks[index]
       local key = head .. (escaped and escape(id) or id)
-      local t = first + 2
-      if present == '*' then
+      local t = first + 1
+      if not mask then
         full[2] = id
         for k = 1, name_count do full[2 * k + 2] = argv[t + k - 1] end
         t = t + name_count
@@ -736,7 +734,7 @@ if bulk then
       else
         local hash, size = {'id', id}, 2
         for k = 1, name_count do
-          if string.byte(present, k) == 49 then
+          if string.byte(mask, k) == 49 then
             hash[size + 1], hash[size + 2] = names[k], argv[t]
             size, t = size + 2, t + 1
           end
@@ -764,6 +762,15 @@ if bulk then
           claim_exps[n_claimed / 2] = record_exp or false
         end
       end
+      t = t + unique_count
+      for r = 1, range_count do
+        local score = argv[t + r]
+        if score ~= '' then
+          local size = n_scored[r]
+          scored[r][size + 1], scored[r][size + 2] = score, id
+          n_scored[r] = size + 2
+        end
+      end
     end
     if n_expiries == 0 then
       call_sliced('MSET', false, claimed, 2)
@@ -776,19 +783,16 @@ if bulk then
       call_sliced('ZADD', model.exp, expiries, 2)
     end
     call_sliced('ZADD', model.ids, ids, 2)
+    for r = 1, range_count do call_sliced('ZADD', model.base .. ':z:' .. ranges[r], scored[r], 2) end
     for _, first in ipairs(group_starts) do
       local key, kind, last = argv[first], argv[first + 1], first + 2 + tonumber(argv[first + 2])
-      if kind == 's' then
-        call_range('ZADD', key, first + 3, last, 2)
-      else
-        local entries, size, id_scored = {}, 0, kind == 'm' and int_ids
-        for w = first + 3, last do
-          local member = argv[w]
-          entries[size + 1], entries[size + 2] = id_scored and member or '0', member
-          size = size + 2
-        end
-        call_sliced('ZADD', key, entries, 2)
+      local entries, size, id_scored = {}, 0, kind == 'm' and int_ids
+      for w = first + 3, last do
+        local member = argv[w]
+        entries[size + 1], entries[size + 2] = id_scored and member or '0', member
+        size = size + 2
       end
+      call_sliced('ZADD', key, entries, 2)
     end
     call_sliced('HSET', model.st, states, 2)
     return {'ok'}  -- one word for the whole chunk: a fresh create answers nothing of its own
