@@ -156,9 +156,7 @@ class WriteEngine:
                 if reply[0] == "err":
                     raise _script_error([meta] * len(records), reply)
                 return
-        ops = [CreateOp(meta, record, ttl_ms) for record in records]
-        for op, reply in zip(ops, await self._watched(ops), strict=True):
-            op.accept(reply)
+        await self._watched([CreateOp(meta, record, ttl_ms) for record in records])
 
     def script_call(self, ops: Sequence[WriteOp]) -> tuple[list[str], list[str | int]]:
         """The keys and arguments of the write script call that applies ``ops``."""
