@@ -35,6 +35,15 @@ class Note(Model, key_prefix="note", unique_together=[("owner", "slot")]):
     title: str | None = Field(None, lex=True)
 
 
+class Badge(Model, key_prefix="fbadge"):
+    """Generated ids: ``create_many`` sends them as one bulk create, which needs scripts."""
+
+    code: str = Field(unique=True)
+    team: str = Field(index=True)
+    seat: int = Field(0, index=True)
+    nick: str | None = Field(None, lex=True)
+
+
 IDS = st.sampled_from(["a", "b", "c"])
 EMAILS = st.sampled_from(["x@x.io", "y@x.io", None])
 COLORS = st.sampled_from(["red", "blue"])
@@ -165,7 +174,7 @@ async def scriptless_orm(acl_server: tuple[EmbeddedRedis, str]) -> AsyncIterator
     """An ORM on that server, as the user that may not run scripts; nothing has told it so."""
     server, password = acl_server
     client = aioredis.Redis(host="127.0.0.1", port=server.port, username="app", password=password)
-    yield create_orm(Schema([Note]), client)
+    yield create_orm(Schema([Note, Badge]), client)
     await client.aclose()
 
 
@@ -195,6 +204,36 @@ async def test_a_server_that_refuses_scripts_gets_the_same_writes_through_watch(
             group.start_soon(claim, n)
     assert len(winners) == 1
     assert (await orm.audit(Note)).ok
+
+
+async def test_create_many_of_generated_ids_on_a_server_that_refuses_scripts(scriptless_orm: Orm) -> None:
+    """The first chunk finds out that scripts are refused and is written through WATCH, as is every
+    later one; a chunk that takes a held unique value writes nothing."""
+    badges = scriptless_orm.repo(Badge)
+    made = await badges.create_many(
+        [
+            {
+                "code": f"c{n}",
+                "team": "red" if n % 2 else "blue",
+                "seat": n,
+                "nick": None if n % 3 else f"n{n}",
+            }
+            for n in range(7)
+        ]
+    )
+    assert not scriptless_orm.capabilities.supports_scripting
+    more = await badges.create_many([{"code": "d1", "team": "red"}, {"code": "d2", "team": "red"}])
+    with pytest.raises(UniqueConstraintError):
+        await badges.create_many([{"code": "d3", "team": "red"}, {"code": "c4", "team": "red"}])
+    assert await badges.count() == 9
+    assert await badges.count(where={"team": "red"}) == 5
+    assert [b.code for b in await badges.find_many(where={"seat": {"gte": 5}}, order_by={"seat": "asc"})] == [
+        "c5",
+        "c6",
+    ]
+    for record in [*made, *more]:
+        assert await badges.find_unique({"code": record.code}) == record
+    assert (await scriptless_orm.audit(Badge)).ok
 
 
 async def test_a_rate_limiter_on_a_server_that_refuses_scripts_counts_exactly_through_watch(
