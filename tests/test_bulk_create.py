@@ -287,3 +287,26 @@ async def test_a_transaction_of_creates_with_different_ttls_keeps_each_ttl(
     assert long_ttl is not None and timedelta(minutes=45) < long_ttl <= timedelta(minutes=50)
     report = await orm.audit(Badge)
     assert report.ok, str(report)
+
+
+async def test_create_many_across_chunks_refuses_repeats_before_writing_and_keeps_whole_chunks(
+    make_orm: MakeOrm, raw: aioredis.Redis
+) -> None:
+    """A repeat anywhere in the batch refuses it before anything is written; a value a live
+    record holds refuses its own chunk of 500 and the ones after it, and leaves earlier ones."""
+    await raw.flushdb()
+    orm = make_orm(SCHEMA)
+    badges = orm.repo(Badge)
+    assert await badges.create_many([]) == []
+    batch = [badge(f"k{n}", "many", n) for n in range(1_200)]
+    with pytest.raises(ValidationError) as repeated:
+        await badges.create_many([*batch[:1_100], {**batch[1_100], "code": "k3"}])
+    assert repeated.value.meta["items"] == (3, 1_100)
+    assert await badges.count() == 0
+    await badges.create(data=badge("held", "other", 0))
+    with pytest.raises(UniqueConstraintError):
+        await badges.create_many([*batch[:700], badge("held", "many", 700), *batch[701:]])
+    assert await badges.count(where={"team": "many"}) == 500
+    assert {b.seat for b in await badges.find_many(where={"team": "many"}, take=1_000)} == set(range(500))
+    report = await orm.audit(Badge)
+    assert report.ok, str(report)
